@@ -1,0 +1,43 @@
+# FreezeDesk — two commands: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export FREEZEDESK_DATABASE_URL ?= sqlite:///var/freezedesk.db
+
+.PHONY: run test venv migrate demo serve lint bench clean
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## make run: install, migrate the SQLite database, load demo data, serve on http://$(HOST):$(PORT)
+run: $(STAMP)
+	$(VENV)/bin/freezedesk migrate
+	@echo "== demo API keys (also in var/demo-keys.json) =="
+	@$(VENV)/bin/freezedesk demo
+	@echo "== try: curl -H \"Authorization: Bearer <partner key>\" 'http://$(HOST):$(PORT)/v1/accounts/acct-1003/permissions?action=withdraw'"
+	$(VENV)/bin/freezedesk serve --host $(HOST) --port $(PORT)
+
+## make test: the whole suite, on SQLite and on PostgreSQL
+test: $(STAMP)
+	@scripts/ensure-services.sh
+	$(PY) -m pytest -n 2 --dist loadgroup -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	$(PY) bench/bench_permissions.py
+	$(PY) bench/bench_http.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,144 @@
+"""The ``freezedesk`` command line. Every command honours FREEZEDESK_DATABASE_URL."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from freezedesk.domain.catalogue import CatalogueError
+from freezedesk.domain.errors import DomainError
+from freezedesk.store.db import database_url
+
+app = typer.Typer(help="FreezeDesk: account restrictions done right.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+app.add_typer(keys_app, name="api-keys")
+app.add_typer(audit_app, name="audit")
+err = Console(stderr=True)
+
+DbOption = Annotated[str | None, typer.Option("--database-url", envvar="FREEZEDESK_DATABASE_URL",
+                                              help="SQLAlchemy or postgresql:// URL")]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _store(url: str | None):  # type: ignore[no-untyped-def]
+    from freezedesk.store.uow import Store
+
+    return Store(database_url(url))
+
+
+@app.command()
+def migrate(database_url_: DbOption = None) -> None:
+    """Create or upgrade the database schema."""
+    from freezedesk.store.migrate import upgrade
+
+    store = _store(database_url_)
+    upgrade(store.engine)
+    err.print(f"database at {store.engine.url.render_as_string(hide_password=True)} is up to date")
+
+
+@app.command()
+def demo(database_url_: DbOption = None) -> None:
+    """Load demo accounts, one restriction per cause, open cases and demo keys (idempotent)."""
+    from freezedesk.demo import load_demo
+    from freezedesk.reference import load_catalogue
+
+    result = load_demo(_store(database_url_), load_catalogue())
+    err.print("demo data loaded" if result.loaded else "demo data already present")
+    for label, key in result.keys.items():
+        typer.echo(f"{label:14} {key}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    database_url_: DbOption = None,
+    access_log: Annotated[bool, typer.Option(help="Log every request")] = False,
+) -> None:
+    """Serve the partner API."""
+    import uvicorn
+
+    from freezedesk.runtime import Runtime, Settings
+    from freezedesk.web.app import create_app
+
+    try:
+        runtime = Runtime(Settings(database_url=database_url(database_url_)))
+    except CatalogueError as exc:
+        raise _fail(str(exc)) from None
+    base = f"http://{host}:{port}"
+    err.print(f"FreezeDesk API      {base}/v1\nOpenAPI             {base}/openapi.json\n"
+              f"API docs            {base}/docs\nHealth              {base}/healthz", highlight=False)
+    uvicorn.run(create_app(runtime), host=host, port=port, access_log=access_log, log_level="info")
+
+
+@keys_app.command("create")
+def create_api_key(
+    name: Annotated[str, typer.Option(help="Who or what uses the key")],
+    scopes: Annotated[str | None, typer.Option(help="Comma-separated; default: all partner scopes")] = None,
+    role: Annotated[str | None, typer.Option(help="Makes a staff key owned by a new person with this role")] = None,
+    database_url_: DbOption = None,
+) -> None:
+    """Create a key; prints only the key on stdout (shown once, stored hashed)."""
+    from freezedesk.services.api_keys import create_key
+
+    try:
+        created = create_key(_store(database_url_), name,
+                             [s.strip() for s in scopes.split(",") if s.strip()] if scopes else None, role)
+    except DomainError as exc:
+        raise _fail(exc.detail) from None
+    err.print(f"key id {created.key_id}" + (f", staff {created.staff_id}" if created.staff_id else ""))
+    typer.echo(created.key)
+
+
+@keys_app.command("revoke")
+def revoke_api_key(key_id: str, database_url_: DbOption = None) -> None:
+    """Revoke a key by its id (key_…); every server stops accepting it."""
+    from freezedesk.services.api_keys import revoke_key
+
+    try:
+        revoke_key(_store(database_url_), key_id)
+    except DomainError as exc:
+        raise _fail(exc.detail) from None
+    err.print(f"revoked {key_id}")
+
+
+@keys_app.command("list")
+def list_api_keys(database_url_: DbOption = None) -> None:
+    """List keys (never the keys themselves)."""
+    from freezedesk.services.api_keys import list_keys
+
+    for row in list_keys(_store(database_url_)):
+        state = "revoked" if row["revoked_at"] else "active"
+        typer.echo(f"{row['id']}  {state:7}  {row['role'] or 'partner':12}  {row['name']}  [{row['scopes']}]")
+
+
+@audit_app.command("verify")
+def audit_verify(database_url_: DbOption = None) -> None:
+    """Check the whole hash chain; exits 1 at the first broken entry."""
+    from freezedesk.store import audit
+
+    store = _store(database_url_)
+    with store.read() as uow:
+        result = audit.verify(uow.conn)
+    if result.ok:
+        typer.echo(f"OK: {result.entries} audit entries, chain intact")
+        return
+    typer.echo(f"BROKEN at entry {result.broken_seq}: {result.problem} ({result.entries} entries verified before it)")
+    raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        app()
+    except CatalogueError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(2)

@@ -1,0 +1,95 @@
+"""The composition root: builds the store, catalogue, permission view and background workers.
+
+Everything that runs in a server process is wired here once, so the web edge, the CLI and
+the tests share one way of assembling FreezeDesk.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from freezedesk.domain.catalogue import ReasonCatalogue
+from freezedesk.notify.webhooks import WebhookDispatcher
+from freezedesk.reference import load_catalogue
+from freezedesk.services import restrictions as restriction_service
+from freezedesk.services.api_keys import KeyRing
+from freezedesk.services.permissions import PermissionView
+from freezedesk.store.follower import ChangeFollower
+from freezedesk.store.uow import Store
+
+log = logging.getLogger(__name__)
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw else default
+
+
+@dataclass
+class Settings:
+    database_url: str | None = None
+    catalogue_path: str | None = None
+    max_body_bytes: int = 64 * 1024
+    webhook_base_delay: float = field(default_factory=lambda: _env_float("FREEZEDESK_WEBHOOK_BASE_DELAY", 2.0))
+    follower_interval: float = field(default_factory=lambda: _env_float("FREEZEDESK_FOLLOW_INTERVAL", 0.25))
+    expiry_interval: float = field(default_factory=lambda: _env_float("FREEZEDESK_EXPIRY_INTERVAL", 5.0))
+    background: bool = True
+
+
+class _Periodic:
+    def __init__(self, name: str, interval: float, work: Callable[[], object]) -> None:
+        self._stop = threading.Event()
+        self._work = work
+        self._interval = interval
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._work()
+            except Exception:
+                log.exception("periodic task %s failed", self._thread.name)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+class Runtime:
+    def __init__(self, settings: Settings | None = None, store: Store | None = None,
+                 catalogue: ReasonCatalogue | None = None) -> None:
+        self.settings = settings or Settings()
+        self.store = store or Store(self.settings.database_url)
+        self.catalogue = catalogue or load_catalogue(self.settings.catalogue_path)
+        self.view = PermissionView(self.store)
+        self.keyring = KeyRing(self.store)
+        self.follower = ChangeFollower(self.store, self.settings.follower_interval)
+        self.follower.subscribe(self.view.on_changes)
+        self.follower.subscribe(self.keyring.on_changes)
+        self.store.on_change(self.view.refresh)
+        self.dispatcher = WebhookDispatcher(self.store, base_delay=self.settings.webhook_base_delay)
+        self._expiry = _Periodic("freezedesk-expiry", self.settings.expiry_interval,
+                                 lambda: restriction_service.expire_due(self.store))
+        self._started = False
+
+    def start(self) -> None:
+        self.view.warm()
+        if self.settings.background:
+            self.follower.start()
+            self.dispatcher.start()
+            self._expiry.start()
+        self._started = True
+
+    def stop(self) -> None:
+        if self._started and self.settings.background:
+            self.follower.stop()
+            self.dispatcher.stop()
+            self._expiry.stop()
+        self._started = False

@@ -1,0 +1,223 @@
+"""SQLAlchemy 2 table definitions (Core). Alembic migrations are generated from these."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; FreezeDesk stores UTC-aware times only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("locale", String(8), nullable=False, default="ja"),
+    Column("email", String(320)),
+    Column("display_name", String(200)),
+)
+
+staff = Table(
+    "staff",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("account_id", String(128), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("cause", String(32), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("opened_at", UTCDateTime(), nullable=False),
+    Column("sla_due_at", UTCDateTime(), nullable=False),
+    Column("closed_at", UTCDateTime()),
+    Column("inquiry_number", String(16), nullable=False, unique=True),
+    Column("version", Integer, nullable=False),
+)
+
+case_events = Table(
+    "case_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", String(40), ForeignKey("cases.id"), nullable=False, index=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("event", String(40), nullable=False),
+    Column("from_state", String(32)),
+    Column("to_state", String(32), nullable=False),
+)
+
+restrictions = Table(
+    "restrictions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("account_id", String(128), ForeignKey("accounts.id"), nullable=False),
+    Column("cause", String(32), nullable=False),
+    Column("reason_code", String(64), nullable=False),
+    Column("scopes", String(100), nullable=False),  # comma-separated scope names
+    Column("close_only", Boolean, nullable=False, default=False),
+    Column("source", String(20), nullable=False),
+    Column("disclosure", String(10), nullable=False),
+    Column("legal_basis", Text),
+    Column("note", Text),
+    Column("starts_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime()),
+    Column("status", String(12), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("case_id", String(40), ForeignKey("cases.id")),
+    Column("lift_requested_by", String(64)),
+    Column("lift_reason", Text),
+    Column("lift_legal_reference", Text),
+    Column("lift_requested_at", UTCDateTime()),
+    Column("lifted_at", UTCDateTime()),
+    Column("disposition", String(32)),
+    Column("version", Integer, nullable=False),
+    Index("ix_restrictions_account_status", "account_id", "status"),
+    Index("ix_restrictions_status", "status"),
+)
+
+lift_approvals = Table(
+    "lift_approvals",
+    metadata,
+    Column("restriction_id", String(40), ForeignKey("restrictions.id"), primary_key=True),
+    # The primary key is the database's own guard: one person, one approval per restriction.
+    Column("approver_id", String(64), primary_key=True),
+    Column("role", String(20), nullable=False),
+    Column("approved_at", UTCDateTime(), nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("scopes", Text, nullable=False),
+    Column("staff_id", String(40), ForeignKey("staff.id")),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime()),
+)
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("events", Text, nullable=False),
+    Column("secret", String(80), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("active", Boolean, nullable=False, default=True),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", String(40), primary_key=True),  # the event id receivers dedupe on
+    Column("event_type", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(40), ForeignKey("outbox.id"), nullable=False),
+    Column("webhook_id", String(40), ForeignKey("webhooks.id"), nullable=False),
+    Column("status", String(12), nullable=False),  # pending, delivered, failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("last_error", Text),
+    Column("delivered_at", UTCDateTime()),
+    UniqueConstraint("event_id", "webhook_id", name="uq_webhook_deliveries_event_webhook"),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("entity_type", String(32), nullable=False),
+    Column("entity_id", String(128), nullable=False),
+    Column("account_id", String(128)),
+    Column("data", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# One row: the head of the audit chain. Locking it serialises appends so the chain never forks.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("api_key_id", String(40), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("method", String(8), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer),  # NULL while the first request is still running
+    Column("response_body", Text),
+    Column("created_at", UTCDateTime(), nullable=False),
+)

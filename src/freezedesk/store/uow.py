@@ -1,0 +1,172 @@
+"""The unit of work: one transaction for a state change, its audit entries and its outbox messages.
+
+Usage::
+
+    with store.unit_of_work() as uow:
+        restriction = uow.restrictions.get(rid, for_update=True)
+        ...
+        uow.audit(actor, "restriction.lifted", "restriction", rid, account_id, {...})
+        uow.publish("restriction.lifted", {...})
+    # committed here; on any exception nothing was written
+
+After commit, listeners registered on the :class:`Store` learn which accounts changed (the
+in-memory permission view refreshes them before the request returns).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select, text
+
+from freezedesk.domain.ids import new_id
+from freezedesk.store import audit as audit_chain
+from freezedesk.store.db import is_sqlite, make_engine
+from freezedesk.store.repositories import AccountRepository, CaseRepository, RestrictionRepository
+from freezedesk.store.tables import outbox, webhook_deliveries, webhooks
+
+NOTIFY_CHANNEL = "freezedesk_changes"
+
+ChangeListener = Callable[[set[str]], None]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UnitOfWork:
+    def __init__(self, store: Store, readonly: bool = False) -> None:
+        self._store = store
+        self._readonly = readonly
+        self._conn: Connection | None = None
+        self._audit: list[audit_chain.AuditEntry] = []
+        self._events: list[tuple[str, dict[str, Any]]] = []
+        self.changed_accounts: set[str] = set()
+
+    @property
+    def conn(self) -> Connection:
+        assert self._conn is not None, "unit of work used outside its 'with' block"
+        return self._conn
+
+    def __enter__(self) -> UnitOfWork:
+        self._conn = self._store.engine.connect()
+        # read by the SQLite "begin" hook: readers must not take the write lock
+        self._conn.info["freezedesk_readonly"] = self._readonly
+        self._conn.begin()
+        self.accounts = AccountRepository(self._conn)
+        self.restrictions = RestrictionRepository(self._conn)
+        self.cases = CaseRepository(self._conn)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        conn = self.conn
+        try:
+            if exc_type is None and self._readonly:
+                conn.rollback()
+            elif exc_type is None:
+                self._flush()
+                conn.commit()
+            else:
+                conn.rollback()
+        finally:
+            conn.close()
+            self._conn = None
+        if exc_type is None and self.changed_accounts and not self._readonly:
+            self._store.notify_local(self.changed_accounts)
+
+    # -- what a use case records ---------------------------------------------------------
+    def audit(
+        self,
+        actor: str,
+        action: str,
+        entity_type: str,
+        entity_id: str,
+        account_id: str | None,
+        data: dict[str, Any],
+        at: datetime | None = None,
+    ) -> None:
+        self._audit.append(
+            audit_chain.AuditEntry(at or utcnow(), actor, action, entity_type, entity_id, account_id, data)
+        )
+        if account_id is not None:
+            self.changed_accounts.add(account_id)
+
+    def publish(self, event_type: str, data: dict[str, Any]) -> None:
+        """Queue a webhook event; it is written to the outbox in this transaction."""
+        self._events.append((event_type, data))
+
+    # -- commit ----------------------------------------------------------------------------
+    def _flush(self) -> None:
+        conn = self.conn
+        now = utcnow()
+        for event_type, data in self._events:
+            event_id = new_id("evt")
+            body = {"id": event_id, "type": event_type, "created_at": now.isoformat(), "data": data}
+            conn.execute(
+                outbox.insert().values(
+                    id=event_id,
+                    event_type=event_type,
+                    payload=json.dumps(body, default=str, separators=(",", ":")),
+                    created_at=now,
+                )
+            )
+            subscribers = conn.execute(
+                select(webhooks.c.id, webhooks.c.events).where(webhooks.c.active.is_(True))
+            ).all()
+            rows = [
+                {
+                    "event_id": event_id,
+                    "webhook_id": hook.id,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                }
+                for hook in subscribers
+                if event_type in hook.events.split(",") or "*" in hook.events.split(",")
+            ]
+            if rows:
+                conn.execute(webhook_deliveries.insert(), rows)
+        # Last, so the lock on the chain head is held as briefly as possible.
+        audit_chain.append(conn, self._audit)
+        if self.changed_accounts and not self._store.sqlite:
+            # Delivered by PostgreSQL only if and when this transaction commits.
+            conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+
+
+class Store:
+    """Owns the engine and the after-commit listeners."""
+
+    def __init__(self, url: str | None = None, engine: Engine | None = None) -> None:
+        self.engine = engine or make_engine(url)
+        self.url = self.engine.url.render_as_string(hide_password=False)
+        self.sqlite = is_sqlite(self.url)
+        self._listeners: list[ChangeListener] = []
+
+    def unit_of_work(self) -> UnitOfWork:
+        return UnitOfWork(self)
+
+    @contextmanager
+    def read(self) -> Iterator[UnitOfWork]:
+        """A unit of work for reading: rolled back at the end, never taking the write lock."""
+        with UnitOfWork(self, readonly=True) as uow:
+            yield uow
+
+    def on_change(self, listener: ChangeListener) -> None:
+        self._listeners.append(listener)
+
+    def notify_local(self, account_ids: set[str]) -> None:
+        for listener in self._listeners:
+            listener(set(account_ids))
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,131 @@
+"""ASGI middleware: body size limit and Idempotency-Key replay.
+
+Both are pure ASGI (no BaseHTTPMiddleware) so GET requests, including the permission check,
+pass straight through at no cost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from freezedesk.services.api_keys import hash_key
+from freezedesk.store.tables import idempotency_keys
+from freezedesk.store.uow import Store
+from freezedesk.web.api.problems import problem
+
+
+def _presented_key(headers: dict[bytes, bytes]) -> str:
+    auth = headers.get(b"authorization", b"").decode("latin-1")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return headers.get(b"x-api-key", b"").decode("latin-1")
+
+
+class BodyLimitAndIdempotency:
+    def __init__(self, app: ASGIApp, store: Store, max_body_bytes: int) -> None:
+        self.app = app
+        self.store = store
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await self._too_large(scope, receive, send)
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if len(body) > self.max_body_bytes:
+                await self._too_large(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        raw = bytes(body)
+
+        async def replay_body() -> Message:
+            return {"type": "http.request", "body": raw, "more_body": False}
+
+        idem_key = headers.get(b"idempotency-key", b"").decode("latin-1").strip()
+        if scope["method"] != "POST" or not idem_key:
+            await self.app(scope, replay_body, send)
+            return
+        if len(idem_key) > 255:
+            await problem(422, "validation-error", "Idempotency-Key is longer than 255 characters")(
+                scope, replay_body, send)
+            return
+        owner = hash_key(_presented_key(headers))[:40]
+        fingerprint = hashlib.sha256(
+            scope["method"].encode() + b" " + scope["path"].encode() + b"?"
+            + scope.get("query_string", b"") + b"\n" + raw
+        ).hexdigest()
+        claimed, stored = await anyio.to_thread.run_sync(self._claim, owner, idem_key, scope, fingerprint)
+        if not claimed:
+            assert stored is not None
+            if stored["request_hash"] != fingerprint:
+                response = problem(422, "idempotency-key-reused",
+                                   "this Idempotency-Key was already used with a different request")
+            elif stored["status_code"] is None:
+                response = problem(409, "idempotency-key-in-progress",
+                                   "the first request with this Idempotency-Key has not finished; retry later")
+            else:
+                media = "application/problem+json" if stored["status_code"] >= 400 else "application/json"
+                response = Response(stored["response_body"], status_code=stored["status_code"],
+                                    media_type=media, headers={"Idempotent-Replayed": "true"})
+            await response(scope, replay_body, send)
+            return
+
+        captured: dict[str, Any] = {"status": 500, "body": bytearray()}
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                captured["status"] = message["status"]
+            elif message["type"] == "http.response.body":
+                captured["body"] += message.get("body", b"")
+            await send(message)
+
+        try:
+            await self.app(scope, replay_body, capture)
+        finally:
+            await anyio.to_thread.run_sync(
+                self._finish, owner, idem_key, captured["status"], bytes(captured["body"])
+            )
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem(413, "payload-too-large",
+                           f"request bodies are limited to {self.max_body_bytes} bytes")
+        await response(scope, receive, send)
+
+    def _claim(self, owner: str, key: str, scope: Scope, fingerprint: str) -> tuple[bool, dict[str, Any] | None]:
+        try:
+            with self.store.unit_of_work() as uow:
+                uow.conn.execute(insert(idempotency_keys).values(
+                    api_key_id=owner, key=key, method=scope["method"], path=scope["path"],
+                    request_hash=fingerprint, created_at=datetime.now(UTC)))
+            return True, None
+        except IntegrityError:
+            with self.store.read() as uow:
+                row = uow.conn.execute(select(idempotency_keys).where(
+                    idempotency_keys.c.api_key_id == owner, idempotency_keys.c.key == key)).one()
+            return False, dict(row._mapping)
+
+    def _finish(self, owner: str, key: str, status: int, body: bytes) -> None:
+        where = (idempotency_keys.c.api_key_id == owner) & (idempotency_keys.c.key == key)
+        with self.store.unit_of_work() as uow:
+            if status >= 500:  # nothing was changed: let the client retry with the same key
+                uow.conn.execute(delete(idempotency_keys).where(where))
+            else:
+                uow.conn.execute(update(idempotency_keys).where(where).values(
+                    status_code=status, response_body=body.decode("utf-8")))

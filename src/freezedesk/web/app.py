@@ -1,0 +1,57 @@
+"""The ASGI application: partner API under /v1, problem details, health, OpenAPI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from freezedesk import __version__
+from freezedesk.runtime import Runtime
+from freezedesk.web.api import problems
+from freezedesk.web.api.middleware import BodyLimitAndIdempotency
+from freezedesk.web.api.routes import router
+
+
+def create_app(runtime: Runtime | None = None) -> FastAPI:
+    rt = runtime or Runtime()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt.start()
+        try:
+            yield
+        finally:
+            rt.stop()
+
+    app = FastAPI(
+        title="FreezeDesk partner API",
+        version=__version__,
+        description=(
+            "Restrict accounts for the right reason with the right scope, ask at high rate whether an "
+            "action is allowed, and lift with the right approvals. Authenticate with "
+            "`Authorization: Bearer <API key>`. Every POST honours `Idempotency-Key`. Errors are RFC 9457 "
+            "problem details."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+    problems.install(app)
+    app.include_router(router)
+    app.add_middleware(BodyLimitAndIdempotency, store=rt.store, max_body_bytes=rt.settings.max_body_bytes)
+
+    @app.get("/healthz", tags=["ops"], include_in_schema=False)
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "restricted_accounts": rt.view.restricted_accounts()}
+
+    @app.get("/problems/{slug}", tags=["ops"], include_in_schema=False)
+    async def problem_type(slug: str) -> JSONResponse:
+        title = problems.PROBLEM_TYPES.get(slug)
+        if title is None:
+            return problems.problem(404, "not-found", f"no problem type {slug!r}")  # type: ignore[return-value]
+        return JSONResponse({"type": f"/problems/{slug}", "title": title})
+
+    return app
