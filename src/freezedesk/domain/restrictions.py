@@ -157,7 +157,7 @@ class Restriction:
         if status is not Status.ACTIVE:
             raise RestrictionNotActive(
                 f"restriction {self.id} is {status.value}; only an active one can be lifted",
-                status=status.value,
+                restriction_status=status.value,
             )
 
     @staticmethod

@@ -7,6 +7,7 @@ context (the offending field, the approvals still needed, ...).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -18,6 +19,7 @@ from starlette.responses import Response
 from freezedesk.domain.errors import DomainError
 from freezedesk.store.repositories import ConcurrentUpdate
 
+log = logging.getLogger("freezedesk.web")
 PROBLEM_JSON = "application/problem+json"
 
 #: Every problem type the API can return, with its title: published at /problems.
@@ -39,13 +41,15 @@ PROBLEM_TYPES: dict[str, str] = {
 }
 
 
-def problem(status: int, slug: str, detail: str, title: str | None = None, **extra: Any) -> Response:
+def problem(status: int, slug: str, detail: str, title: str | None = None,
+            extra: dict[str, Any] | None = None) -> Response:
     body = {
+        # extension members never overwrite the standard ones
+        **(extra or {}),
         "type": f"/problems/{slug}",
         "title": title or PROBLEM_TYPES.get(slug, slug.replace("-", " ").capitalize()),
         "status": status,
         "detail": detail,
-        **extra,
     }
     return Response(orjson.dumps(body, default=str), status_code=status, media_type=PROBLEM_JSON)
 
@@ -62,11 +66,11 @@ class ApiProblem(Exception):
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> Response:
-        return problem(exc.status, exc.type, exc.detail, exc.title, **exc.extra)
+        return problem(exc.status, exc.type, exc.detail, exc.title, exc.extra)
 
     @app.exception_handler(ApiProblem)
     async def _api(_: Request, exc: ApiProblem) -> Response:
-        response = problem(exc.status, exc.slug, exc.detail, **exc.extra)
+        response = problem(exc.status, exc.slug, exc.detail, extra=exc.extra)
         response.headers.update(exc.headers or {})
         return response
 
@@ -83,7 +87,7 @@ def install(app: FastAPI) -> None:
             422,
             "validation-error",
             "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:5]),
-            errors=[{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in errors],
+            extra={"errors": [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in errors]},
         )
 
     @app.exception_handler(StarletteHTTPException)
@@ -92,6 +96,7 @@ def install(app: FastAPI) -> None:
         return problem(exc.status_code, slug, str(exc.detail))
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> Response:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         # The detail never echoes the exception: it could carry data of another customer.
         return problem(500, "internal-error", "an unexpected error occurred; it has been logged")
