@@ -204,7 +204,7 @@ def main() -> None:
     print(f"throughput over {args.checks:,} checks of view.check(account_id, action, reduce_only) on one core; "
           f"latency over {args.samples:,} individually timed checks")
     print(f"latency = perf_counter_ns() around each call minus the median of an empty timed call "
-          f"({overhead_ns} ns, measured the same way on a no-op function); the bare loop alone runs "
+          f"({overhead_ns} ns, measured the same way on a no-op function); the same loop calling the no-op runs "
           f"{loop_rate / 1e6:.1f} M iterations/s")
     print()
     header = f"{'query mix':<17}{'denied':>8}{'checks/s':>12}{'p50 µs':>9}{'p99 µs':>9}{'p99.9 µs':>10}{'max µs':>9}"

@@ -50,7 +50,7 @@ def freeze(
     """Restrict an account: one restriction, attached to the account's open case for this cause
     (or a new case with its own inquiry number), audited and announced in one transaction."""
     reason = catalogue.get(reason_code)
-    scope_set = resolve_scopes(scopes) if scopes else None
+    scope_set = resolve_scopes(scopes) if scopes is not None else None
     now = utcnow()
     restriction = Restriction.impose(
         account_id=account_id,
