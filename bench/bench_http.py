@@ -155,6 +155,8 @@ class PassResult:
     seconds: float
     latencies_ms: list[float] = field(default_factory=list)
     send_lag_ms: list[float] = field(default_factory=list)
+    sched_lag_ms: list[float] = field(default_factory=list)
+    service_ms: list[float] = field(default_factory=list)
     errors: int = 0
     error_kinds: dict[str, int] = field(default_factory=dict)
     denied: int = 0
@@ -170,7 +172,7 @@ class PassResult:
 async def run_pass(port: int, requests: list[bytes], rate: int, seconds: float, warmup: float,
                    connections: int, server_pid: int) -> PassResult:
     result = PassResult(rate, seconds)
-    queue: asyncio.Queue[tuple[float, int] | None] = asyncio.Queue()
+    queue: asyncio.Queue[tuple[float, float, int] | None] = asyncio.Queue()
     clock = time.perf_counter
     total = int(rate * (warmup + seconds))
     interval = 1.0 / rate
@@ -195,7 +197,7 @@ async def run_pass(port: int, requests: list[bytes], rate: int, seconds: float, 
                 item = await queue.get()
                 if item is None:
                     return
-                intended, i = item
+                intended, put_at, i = item
                 measured = intended >= measure_from
                 sent = clock()
                 try:
@@ -222,6 +224,8 @@ async def run_pass(port: int, requests: list[bytes], rate: int, seconds: float, 
                     continue
                 result.latencies_ms.append((done - intended) * 1000.0)
                 result.send_lag_ms.append((sent - intended) * 1000.0)
+                result.sched_lag_ms.append((put_at - intended) * 1000.0)
+                result.service_ms.append((done - sent) * 1000.0)
                 result.window_end = max(result.window_end, done)
                 if b'"allowed":false' in body:
                     result.denied += 1
@@ -235,7 +239,7 @@ async def run_pass(port: int, requests: list[bytes], rate: int, seconds: float, 
             while i < total and start + i * interval <= now:
                 if i == int(rate * warmup) and not cpu_at_measure:
                     cpu_at_measure.append(cpu_ticks(server_pid))
-                queue.put_nowait((start + i * interval, i))
+                queue.put_nowait((start + i * interval, now, i))
                 i += 1
             if i < total:
                 delay = start + i * interval - clock()
@@ -289,6 +293,10 @@ def report(results: list[PassResult], connections: int, loop_name: str) -> None:
         achieved = len(lat) / window if window > 0 else 0.0
         cpu_share = r.server_cpu_s / r.seconds * 100
         per_req = r.server_cpu_s / max(1, len(lat) + r.errors) * 1e6
+        sl = sorted(r.sched_lag_ms)
+        sv = sorted(r.service_ms)
+        print(f"  sched lag p50/p99/max {pct(sl, .5):.2f}/{pct(sl, .99):.2f}/{sl[-1]:.2f}  "
+              f"service p50/p99/p99.9/max {pct(sv, .5):.2f}/{pct(sv, .99):.2f}/{pct(sv, .999):.2f}/{sv[-1]:.2f}")
         print(f"{r.rate:>7,}{achieved:>11,.0f}{len(lat):>8,}{r.errors:>7}{r.denied:>7}"
               f"{pct(lat, .50):>7.2f}{pct(lat, .90):>7.2f}{pct(lat, .99):>7.2f}{pct(lat, .999):>8.2f}"
               f"{(lat[-1] if lat else float('nan')):>8.2f}{cpu_share:>8.0f}%{per_req:>8.0f}{pct(lag, .99):>8.2f}")

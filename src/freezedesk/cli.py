@@ -142,3 +142,7 @@ def main() -> None:
     except CatalogueError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

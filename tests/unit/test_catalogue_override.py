@@ -133,10 +133,6 @@ def test_file_without_reasons_is_rejected(tmp_path: Path) -> None:
 DROP = object()
 
 
-def _change(base: str, field: str, value: Any) -> tuple[str, dict[str, Any]]:
-    return base, {field: value}
-
-
 BAD_ENTRIES: dict[str, tuple[str, dict[str, Any], str]] = {
     "unknown cause": ("KYC_INCOMPLETE", {"cause": "fraud"}, "cause"),
     "unknown playbook": ("KYC_INCOMPLETE", {"playbook": "fraud"}, "playbook"),
