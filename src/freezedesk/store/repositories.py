@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from freezedesk.domain.cases import Case
 from freezedesk.domain.errors import NotFound
@@ -94,11 +96,17 @@ class AccountRepository:
         return found.first() is not None
 
     def ensure(self, account_id: str, now: datetime) -> bool:
-        """Register the account if FreezeDesk has not seen it; True when it was new."""
-        if self.exists(account_id):
-            return False
-        self.conn.execute(insert(accounts).values(id=account_id, created_at=now, locale="ja"))
-        return True
+        """Register the account if FreezeDesk has not seen it; True when it was new.
+
+        Insert-or-ignore, so two first freezes of one account at the same instant both succeed.
+        """
+        dialect_insert = pg_insert if self.conn.dialect.name == "postgresql" else sqlite_insert
+        result = self.conn.execute(
+            dialect_insert(accounts)
+            .values(id=account_id, created_at=now, locale="ja")
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        return bool(result.rowcount == 1)
 
     def lock(self, account_id: str) -> None:
         self.conn.execute(select(accounts.c.id).where(accounts.c.id == account_id).with_for_update())
