@@ -55,7 +55,8 @@ def test_codes_are_named_after_their_cause_and_playbook(catalogue: ReasonCatalog
         assert PREFIX_CAUSE[prefix] is reason.cause, reason.code
         assert reason.playbook is reason.cause, reason.code
         assert reason.sla_hours > 0
-        assert reason.lift.roles and reason.lift.roles <= set(STAFF_ROLES)
+        assert reason.lift.roles
+        assert reason.lift.roles <= set(STAFF_ROLES)
         assert 1 <= reason.lift.approvals <= 5
 
 
@@ -98,8 +99,10 @@ def test_suspicious_activity_reasons_need_two_approvals_and_hide_the_reason(cata
 def test_policy_reasons_cite_a_clause_and_an_appeal_window(catalogue: ReasonCatalogue) -> None:
     for reason in catalogue:
         if reason.cause is Cause.POLICY:
-            assert reason.policy_clause and reason.policy_clause.startswith("ToS")
-            assert isinstance(reason.appeal_window_days, int) and reason.appeal_window_days > 0
+            assert reason.policy_clause
+            assert reason.policy_clause.startswith("ToS")
+            assert isinstance(reason.appeal_window_days, int)
+            assert reason.appeal_window_days > 0
             assert reason.disclosure is Disclosure.FULL
 
 

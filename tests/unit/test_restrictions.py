@@ -47,13 +47,15 @@ COMPLIANCE_B = Actor("cmp-b", "compliance")
 def test_impose_uses_the_reason_defaults(impose: Impose, catalogue: ReasonCatalogue) -> None:
     r = impose("SUS_PASS_THROUGH", actor=AGENT, source=Source.RULE)
     reason = catalogue.get("SUS_PASS_THROUGH")
-    assert r.id.startswith("rst_") and len(r.id) == 4 + 26
+    assert r.id.startswith("rst_")
+    assert len(r.id) == 4 + 26
     assert (r.account_id, r.cause, r.reason_code) == ("acct-1", Cause.SUSPICIOUS_ACTIVITY, "SUS_PASS_THROUGH")
     assert r.scopes == reason.default_scopes
     assert r.scopes.sorted_names() == ["p2p", "transfer", "withdraw"]
     assert r.disclosure == "generic"
     assert (r.status, r.version, r.starts_at, r.expires_at) == (Status.ACTIVE, 1, NOW, None)
-    assert r.created_by == AGENT.id and r.source is Source.RULE
+    assert r.created_by == AGENT.id
+    assert r.source is Source.RULE
     assert r.lift_request is None
 
 
@@ -96,7 +98,8 @@ def test_impose_with_a_future_expiry_in_any_timezone(impose: Impose) -> None:
 def test_expiry_follows_the_given_clock(impose: Impose) -> None:
     r = impose("SEC_COOLDOWN", expires_at=NOW + 24 * HOUR)
     end = NOW + 24 * HOUR
-    assert r.is_in_force(NOW) and r.blocks(Scope.WITHDRAW, NOW)
+    assert r.is_in_force(NOW)
+    assert r.blocks(Scope.WITHDRAW, NOW)
     assert r.is_in_force(end - timedelta(seconds=1))
     assert r.effective_status(end - timedelta(seconds=1)) is Status.ACTIVE
     for later in (end, end + timedelta(days=3)):
@@ -125,8 +128,11 @@ def test_blocks_exactly_while_in_force(catalogue: ReasonCatalogue, lifetime_s: i
 def test_restriction_without_expiry_stays_in_force(impose: Impose) -> None:
     r = impose("KYC_INCOMPLETE")
     far = NOW + timedelta(days=3650)
-    assert r.is_in_force(far) and r.effective_status(far) is Status.ACTIVE
-    assert r.blocks(Scope.WITHDRAW, far) and not r.blocks(Scope.LOGIN, far) and not r.blocks(Scope.DEPOSIT, far)
+    assert r.is_in_force(far)
+    assert r.effective_status(far) is Status.ACTIVE
+    assert r.blocks(Scope.WITHDRAW, far)
+    assert not r.blocks(Scope.LOGIN, far)
+    assert not r.blocks(Scope.DEPOSIT, far)
 
 
 def test_close_only_restriction_lets_reduce_only_trades_through(impose: Impose) -> None:
@@ -139,9 +145,12 @@ def test_close_only_restriction_lets_reduce_only_trades_through(impose: Impose) 
 
 def test_expire_records_the_status_once(impose: Impose) -> None:
     r = impose("SEC_COOLDOWN", expires_at=NOW + HOUR)
-    assert r.expire(NOW) is False and (r.status, r.version) == (Status.ACTIVE, 1)
-    assert r.expire(NOW + HOUR) is True and (r.status, r.version) == (Status.EXPIRED, 2)
-    assert r.expire(NOW + 2 * HOUR) is False and r.version == 2
+    assert r.expire(NOW) is False
+    assert (r.status, r.version) == (Status.ACTIVE, 1)
+    assert r.expire(NOW + HOUR) is True
+    assert (r.status, r.version) == (Status.EXPIRED, 2)
+    assert r.expire(NOW + 2 * HOUR) is False
+    assert r.version == 2
     assert impose("KYC_INCOMPLETE").expire(NOW + timedelta(days=999)) is False
 
 
@@ -152,7 +161,8 @@ def test_machine_actor_may_not_lift(impose: Impose, catalogue: ReasonCatalogue) 
     r = impose("KYC_INCOMPLETE")
     with pytest.raises(RoleNotAllowed, match="staff"):
         r.request_lift(catalogue.get("KYC_INCOMPLETE"), MACHINE, "docs ok", None, NOW)
-    assert not MACHINE.is_staff and AGENT.is_staff
+    assert not MACHINE.is_staff
+    assert AGENT.is_staff
 
 
 @pytest.mark.parametrize(
@@ -176,7 +186,8 @@ def test_role_outside_the_lift_policy_may_not_lift(
     r = impose(code)
     with pytest.raises(RoleNotAllowed) as info:
         r.request_lift(reason, actor, "why", "ref-1", NOW)
-    assert repr(actor.role) in info.value.detail and code in info.value.detail
+    assert repr(actor.role) in info.value.detail
+    assert code in info.value.detail
     assert info.value.extra["role"] == actor.role
 
 
@@ -223,7 +234,8 @@ def test_two_approval_lift_needs_two_different_people(impose: Impose, catalogue:
     # same id with another role is still the same person
     with pytest.raises(DuplicateApproval):
         r.approve(reason, Actor("inv-a", "compliance"), NOW + HOUR)
-    assert r.version == 2 and r.status is Status.ACTIVE
+    assert r.version == 2
+    assert r.status is Status.ACTIVE
 
     second = r.approve(reason, COMPLIANCE_B, NOW + 2 * HOUR)
     assert (second.lifted, second.approvals_needed, second.approvers) == (True, 0, ("inv-a", "cmp-b"))
@@ -236,7 +248,8 @@ def test_regulatory_lift_by_two_compliance_officers(impose: Impose, catalogue: R
     reason = catalogue.get("REG_SANCTIONS_MATCH")
     r = impose("REG_SANCTIONS_MATCH")
     assert r.request_lift(reason, COMPLIANCE_A, "false positive", "OFAC-FP-123", NOW).lifted is False
-    assert r.lift_request is not None and r.lift_request.legal_reference == "OFAC-FP-123"
+    assert r.lift_request is not None
+    assert r.lift_request.legal_reference == "OFAC-FP-123"
     with pytest.raises(RoleNotAllowed):
         r.approve(reason, ADMIN, NOW)
     assert r.approve(reason, COMPLIANCE_B, NOW).lifted is True
@@ -250,7 +263,8 @@ def test_second_approver_needs_an_allowed_role(impose: Impose, catalogue: Reason
     for actor in (AGENT, ADMIN, MACHINE):
         with pytest.raises(RoleNotAllowed):
             r.approve(reason, actor, NOW)
-    assert r.lift_request is not None and r.lift_request.approvers == ["inv-a"]
+    assert r.lift_request is not None
+    assert r.lift_request.approvers == ["inv-a"]
 
 
 def test_second_request_while_one_is_pending(impose: Impose, catalogue: ReasonCatalogue) -> None:
@@ -259,7 +273,8 @@ def test_second_request_while_one_is_pending(impose: Impose, catalogue: ReasonCa
     r.request_lift(reason, INVESTIGATOR_A, "ok", None, NOW)
     with pytest.raises(LiftAlreadyRequested):
         r.request_lift(reason, INVESTIGATOR_B, "me too", None, NOW)
-    assert r.lift_request is not None and r.lift_request.requested_by == "inv-a"
+    assert r.lift_request is not None
+    assert r.lift_request.requested_by == "inv-a"
 
 
 def test_approve_without_a_pending_lift(impose: Impose, catalogue: ReasonCatalogue) -> None:
@@ -295,7 +310,8 @@ def test_pending_lift_cannot_be_approved_after_expiry(impose: Impose, catalogue:
     r.request_lift(reason, INVESTIGATOR_A, "ok", None, NOW)
     with pytest.raises(RestrictionNotActive):
         r.approve(reason, INVESTIGATOR_B, NOW + HOUR)
-    assert r.status is Status.ACTIVE and r.lifted_at is None
+    assert r.status is Status.ACTIVE
+    assert r.lifted_at is None
 
 
 def test_lifting_one_restriction_never_lifts_another(impose: Impose, catalogue: ReasonCatalogue) -> None:
@@ -303,7 +319,9 @@ def test_lifting_one_restriction_never_lifts_another(impose: Impose, catalogue: 
     sus = impose("SUS_HIGH_VOLUME")
     kyc.request_lift(catalogue.get("KYC_INCOMPLETE"), AGENT, "done", None, NOW)
     assert kyc.status is Status.LIFTED
-    assert sus.status is Status.ACTIVE and sus.blocks(Scope.WITHDRAW, NOW) and sus.version == 1
+    assert sus.status is Status.ACTIVE
+    assert sus.blocks(Scope.WITHDRAW, NOW)
+    assert sus.version == 1
 
 
 @given(st.integers(min_value=1, max_value=5), st.integers(min_value=1, max_value=7))
@@ -356,7 +374,8 @@ def test_make_permanent_records_the_disposition(
     r.make_permanent(reason, actor, disposition, NOW + HOUR)
     assert (r.status, r.disposition, r.expires_at, r.version) == (Status.PERMANENT, disposition, None, 2)
     far = NOW + timedelta(days=3650)
-    assert r.is_in_force(far) and r.effective_status(far) is Status.PERMANENT
+    assert r.is_in_force(far)
+    assert r.effective_status(far) is Status.PERMANENT
     assert r.blocks(Scope.DEPOSIT, far)
     with pytest.raises(RestrictionNotActive, match="permanent"):
         r.request_lift(reason, actor, "lift", "ref", far)
@@ -368,7 +387,8 @@ def test_make_permanent_clears_a_pending_lift(impose: Impose, catalogue: ReasonC
     r = impose("REG_TAX_AUTHORITY")
     r.request_lift(reason, COMPLIANCE_A, "paid", "NTA-1", NOW)
     r.make_permanent(reason, COMPLIANCE_B, Disposition.TRANSFERRED_PER_ORDER, NOW)
-    assert r.lift_request is None and r.status is Status.PERMANENT
+    assert r.lift_request is None
+    assert r.status is Status.PERMANENT
     with pytest.raises(RestrictionNotActive):
         r.approve(reason, COMPLIANCE_B, NOW)
 
