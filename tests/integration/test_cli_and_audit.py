@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text, update
 
-from freezedesk.domain.restrictions import Actor, Source
 from freezedesk.domain.catalogue import ReasonCatalogue
+from freezedesk.domain.restrictions import Actor, Source
 from freezedesk.services import restrictions as restriction_service
 from freezedesk.services.api_keys import KeyRing
 from freezedesk.store.tables import audit_log
@@ -101,9 +101,13 @@ def test_every_change_is_audited_in_its_transaction(store: Store, catalogue: Rea
         actions = [r.action for r in uow.conn.execute(
             text("SELECT action FROM audit_log WHERE account_id = 'a-9' ORDER BY seq"))]
     assert actions == ["account.registered", "case.opened", "restriction.created"]
-    with pytest.raises(Exception, match="boom"), store.unit_of_work() as uow:
-        uow.audit("tester", "restriction.noted", "restriction", frozen.restriction.id, "a-9", {})
-        raise RuntimeError("boom")
+    def fail_midway() -> None:
+        with store.unit_of_work() as uow:
+            uow.audit("tester", "restriction.noted", "restriction", frozen.restriction.id, "a-9", {})
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fail_midway()
     with store.read() as uow:
         count = uow.conn.execute(text("SELECT count(*) FROM audit_log WHERE account_id = 'a-9'")).scalar_one()
     assert count == 3

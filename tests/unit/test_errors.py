@@ -46,6 +46,9 @@ def _raised(catalogue: ReasonCatalogue) -> list[DomainError]:
         account_id="a", reason=reason, scopes=None, source=Source.STAFF, actor=Actor("s", "agent"), now=NOW
     )
     restriction.request_lift(reason, Actor("s", "agent"), "ok", None, NOW)
+    fresh = Restriction.impose(
+        account_id="a", reason=reason, scopes=None, source=Source.STAFF, actor=Actor("s"), now=NOW
+    )
     attempts = [
         lambda: resolve_scopes(["teleport"]),
         lambda: parse_action("fly"),
@@ -53,8 +56,7 @@ def _raised(catalogue: ReasonCatalogue) -> list[DomainError]:
         lambda: Restriction.impose(account_id="a", reason=reason, scopes=None, source=Source.STAFF,
                                    actor=Actor("s", "agent"), now=NOW, expires_at=NOW - timedelta(hours=1)),
         lambda: restriction.request_lift(reason, Actor("s", "agent"), "again", None, NOW),
-        lambda: Restriction.impose(account_id="a", reason=reason, scopes=None, source=Source.STAFF,
-                                   actor=Actor("s"), now=NOW).request_lift(reason, Actor("x", "auditor"), "", None, NOW),
+        lambda: fresh.request_lift(reason, Actor("x", "auditor"), "", None, NOW),
         lambda: next_state(Cause.KYC, "opened", "fly"),
         lambda: next_state(Cause.KYC, "resolved", "resolve"),
         lambda: normalize("0000-0000-0"),

@@ -35,7 +35,8 @@ def test_new_id_has_prefix_and_a_26_character_ulid() -> None:
     for value in made:
         prefix, _, ulid = value.partition("_")
         assert prefix == "rst"
-        assert len(ulid) == 26 and ULID.match(ulid), ulid
+        assert len(ulid) == 26
+        assert ULID.match(ulid), ulid
         assert before <= timestamp_ms(ulid) <= after
     assert ids.new_id("case").startswith("case_")
 

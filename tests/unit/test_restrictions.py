@@ -422,6 +422,12 @@ def _lifted_kyc(impose: Impose, catalogue: ReasonCatalogue) -> Restriction:
     return r
 
 
+def _lifted_policy(impose: Impose, catalogue: ReasonCatalogue) -> Restriction:
+    r = impose("POL_WASH_TRADING")
+    r.request_lift(catalogue.get("POL_WASH_TRADING"), ADMIN, "warned", None, NOW)
+    return r
+
+
 FAILURES: dict[str, tuple[Callable[[Impose, ReasonCatalogue], Restriction], Callable[..., object], type]] = {
     "machine requests lift": (
         lambda i, c: i("KYC_INCOMPLETE"),
@@ -484,12 +490,6 @@ FAILURES: dict[str, tuple[Callable[[Impose, ReasonCatalogue], Restriction], Call
         RestrictionNotActive,
     ),
 }
-
-
-def _lifted_policy(impose: Impose, catalogue: ReasonCatalogue) -> Restriction:
-    r = impose("POL_WASH_TRADING")
-    r.request_lift(catalogue.get("POL_WASH_TRADING"), ADMIN, "warned", None, NOW)
-    return r
 
 
 @pytest.mark.parametrize(("make", "operation", "error"), list(FAILURES.values()), ids=list(FAILURES))

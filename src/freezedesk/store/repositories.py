@@ -173,7 +173,7 @@ class RestrictionRepository:
         rows = self.conn.execute(query.order_by(restrictions.c.starts_at, restrictions.c.id)).all()
         return [_restriction_from_row(row, self._approvers(row.id)) for row in rows]
 
-    def in_force_rows(self, account_id: str | None = None) -> list[Row[Any]]:
+    def in_force_rows(self, account_id: str | None = None) -> list[Any]:
         """Active or permanent restrictions with their inquiry numbers, for the permission view."""
         query = (
             select(

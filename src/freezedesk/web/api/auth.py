@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 from fastapi import Request
 
-from freezedesk.services.api_keys import Principal
+from freezedesk.services.api_keys import KeyRing, Principal
 from freezedesk.web.api.problems import ApiProblem
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="freezedesk"'}
@@ -19,7 +19,7 @@ async def principal_of(request: Request) -> Principal:
     if not key:
         raise ApiProblem(401, "unauthenticated", "send your API key as 'Authorization: Bearer <key>'",
                          headers=_CHALLENGE)
-    keyring = request.app.state.runtime.keyring
+    keyring: KeyRing = request.app.state.runtime.keyring
     known, found = keyring.cached(key)
     if not known:  # a database read, off the event loop
         found = await anyio.to_thread.run_sync(keyring.authenticate, key)
