@@ -33,6 +33,8 @@ from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 
+SPIN = os.environ.get("SPIN", "1") == "1"
+STALLS: list[float] = []
 ACCOUNT_SPACE = 1_000_000
 TARGET_P99_MS = 5.0
 TARGET_RATE = 2_000
@@ -245,7 +247,13 @@ async def run_pass(port: int, requests: list[bytes], rate: int, seconds: float, 
                 delay = start + i * interval - clock()
                 # event-loop timers have ~1 ms resolution: sleep coarse, then spin on the loop
                 # (this core belongs to the generator) so requests leave at their intended time
-                await asyncio.sleep(delay - 0.0015 if delay > 0.002 else 0)
+                if SPIN:
+                    await asyncio.sleep(delay - 0.0015 if delay > 0.002 else 0)
+                else:
+                    await asyncio.sleep(max(0.0, delay))
+                gap = clock() - now
+                if gap > 0.003:
+                    STALLS.append(gap)
         for _ in range(connections):
             queue.put_nowait(None)
 

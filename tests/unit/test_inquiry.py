@@ -155,3 +155,9 @@ def test_number_with_one_symbol_dropped_or_added_is_rejected(body: str) -> None:
         normalize(good[:-1])
     with pytest.raises(InvalidInquiryNumber):
         normalize(good + good[0])
+
+
+def test_full_width_input_from_a_japanese_ime_is_accepted() -> None:
+    number = inquiry.generate()
+    full_width = "".join(chr(ord(ch) + 0xFEE0) if ch != "-" else "ー" for ch in number)
+    assert inquiry.normalize(full_width) == number

@@ -136,8 +136,10 @@ def _parse_reason(raw: Mapping[str, Any], source: str, index: int) -> ReasonCode
         if not isinstance(raw[name], kind) or isinstance(raw[name], bool):
             raise fail(name, f"must be a {getattr(kind, '__name__', kind)}")
     for name, kind in _OPTIONAL.items():
-        if name in raw and not isinstance(raw[name], kind):
+        if name in raw and (not isinstance(raw[name], kind) or isinstance(raw[name], bool)):
             raise fail(name, f"must be a {kind.__name__}")
+    if raw.get("appeal_window_days", 1) <= 0:
+        raise fail("appeal_window_days", "must be a positive number of days")
     unknown = set(raw) - set(_REQUIRED) - set(_OPTIONAL)
     if unknown:
         raise fail(sorted(unknown)[0], "is not a known field")

@@ -13,6 +13,7 @@ Printed form: ``K7M3-Q9TR-X`` (8 random symbols, 1 check symbol).
 from __future__ import annotations
 
 import secrets
+import unicodedata
 
 from freezedesk.domain.errors import InvalidInquiryNumber
 
@@ -20,6 +21,7 @@ ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 _MOD = len(ALPHABET)  # 31, prime
 _VALUE = {ch: i for i, ch in enumerate(ALPHABET)}
 BODY_LENGTH = 8
+_SEPARATORS = frozenset(" -_\u3000\u30fc\u2010\u2011\u2012\u2013\u2014\u2212")  # incl. ー ‐ – — −
 assert _MOD == 31
 
 
@@ -56,7 +58,9 @@ def normalize(text: str) -> str:
     Raises :class:`InvalidInquiryNumber` when a symbol is outside the alphabet or the check
     symbol does not match (a typo or a swap).
     """
-    compact = "".join(ch for ch in text.upper() if ch not in " -_")
+    # NFKC folds full-width input (common with Japanese IMEs: "ＫＡ２３－…") into ASCII.
+    folded = unicodedata.normalize("NFKC", text).upper()
+    compact = "".join(ch for ch in folded if ch not in _SEPARATORS)
     if len(compact) != BODY_LENGTH + 1:
         raise InvalidInquiryNumber(
             f"an inquiry number has {BODY_LENGTH + 1} symbols, like K7M3-Q9TR-X"

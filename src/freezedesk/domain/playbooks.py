@@ -74,16 +74,16 @@ def next_state(cause: Cause, state: str, event: str) -> str:
     # Lifting the last restriction resolves any open case, whatever step it was on.
     if event == "resolve":
         return "resolved"
-    allowed = PLAYBOOKS[cause].get(state, {})
-    if event not in allowed:
+    table = PLAYBOOKS[cause].get(state, {})
+    if event not in table:
+        allowed = sorted({*table, "resolve"})
         raise IllegalTransition(
-            f"{cause.value} case in state {state!r} cannot take event {event!r}; "
-            f"allowed: {', '.join(sorted(allowed)) or 'none'}",
+            f"{cause.value} case in state {state!r} cannot take event {event!r}; allowed: {', '.join(allowed)}",
             state=state,
             event=event,
-            allowed=sorted(allowed),
+            allowed=allowed,
         )
-    return allowed[event]
+    return table[event]
 
 
 def all_events(cause: Cause) -> set[str]:
