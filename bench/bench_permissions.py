@@ -117,12 +117,10 @@ def throughput(check: Callable[[str, Scope, bool], Any], queries: list[tuple[str
 def timed_samples(fn: Callable[[str, Scope, bool], Any], queries: list[tuple[str, Scope, bool]]) -> list[int]:
     clock = time.perf_counter_ns
     out = [0] * len(queries)
-    i = 0
-    for a, act, ro in queries:
+    for i, (a, act, ro) in enumerate(queries):
         t0 = clock()
         fn(a, act, ro)
         out[i] = clock() - t0
-        i += 1
     return out
 
 

@@ -25,7 +25,7 @@ DbOption = Annotated[str | None, typer.Option("--database-url", envvar="FREEZEDE
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    typer.echo(f"error: {message}", err=True)  # plain: never wrapped, so paths stay greppable
     return typer.Exit(code)
 
 
@@ -140,7 +140,7 @@ def main() -> None:
     try:
         app()
     except CatalogueError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
 
 

@@ -105,8 +105,9 @@ class AccountRepository:
             dialect_insert(accounts)
             .values(id=account_id, created_at=now, locale="ja")
             .on_conflict_do_nothing(index_elements=["id"])
+            .returning(accounts.c.id)
         )
-        return bool(result.rowcount == 1)
+        return result.first() is not None
 
     def lock(self, account_id: str) -> None:
         self.conn.execute(select(accounts.c.id).where(accounts.c.id == account_id).with_for_update())
