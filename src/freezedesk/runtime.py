@@ -37,6 +37,8 @@ class Settings:
     webhook_base_delay: float = field(default_factory=lambda: _env_float("FREEZEDESK_WEBHOOK_BASE_DELAY", 2.0))
     follower_interval: float = field(default_factory=lambda: _env_float("FREEZEDESK_FOLLOW_INTERVAL", 0.25))
     expiry_interval: float = field(default_factory=lambda: _env_float("FREEZEDESK_EXPIRY_INTERVAL", 5.0))
+    write_rate_per_second: float = field(default_factory=lambda: _env_float("FREEZEDESK_WRITE_RATE", 50.0))
+    write_burst: int = 200
     background: bool = True
 
 

@@ -246,3 +246,22 @@ def test_error_bodies_never_leak_internals(client: TestClient, staff: Staff) -> 
         response = call()
         assert 400 <= response.status_code < 500
         assert "Traceback" not in response.text and "sqlalchemy" not in response.text.lower()
+
+
+def test_write_flood_is_rate_limited(db_url: str, staff: Staff, store: Store) -> None:
+    from tests.factories import api_client
+
+    with api_client(db_url, write_rate_per_second=0.5, write_burst=2) as limited:
+        codes = [limited.post(FREEZE, json={"reason_code": "KYC_INCOMPLETE"}, headers=auth(staff.partner)).status_code
+                 for _ in range(3)]
+        assert codes == [201, 201, 429]
+        before = snapshot(store)
+        response = limited.post(FREEZE, json={"reason_code": "KYC_INCOMPLETE"}, headers=auth(staff.partner))
+        body = assert_problem(response, 429, "rate-limited")
+        assert int(response.headers["retry-after"]) >= 1 and "retry" in body["detail"]
+        assert snapshot(store) == before
+        # another client is not affected, and reads are never limited
+        assert limited.post(FREEZE, json={"reason_code": "KYC_INCOMPLETE"},
+                            headers=auth(staff.compliance)).status_code == 201
+        read = limited.get("/v1/accounts/acct-1/permissions?action=login", headers=auth(staff.partner))
+        assert read.status_code == 200

@@ -184,3 +184,17 @@ def test_openapi_is_served(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert "/v1/accounts/{account_id}/permissions" in spec["paths"]
     assert "/v1/restrictions/{restriction_id}/lift" in spec["paths"]
+
+
+def test_account_profile_and_problem_catalogue(client: TestClient, staff: Staff) -> None:
+    created = client.put("/v1/accounts/acct-50", json={"locale": "en", "email": "a@example.test"},
+                         headers=auth(staff.partner))
+    assert created.status_code == 200 and created.json() == {"id": "acct-50", "locale": "en", "created": True}
+    again = client.put("/v1/accounts/acct-50", json={"locale": "ja"}, headers=auth(staff.partner))
+    assert again.json() == {"id": "acct-50", "locale": "ja", "created": False}
+    assert client.get("/v1/accounts/acct-50/restrictions", headers=auth(staff.partner)).json()["items"] == []
+    bad = client.put("/v1/accounts/acct-50", json={"locale": "fr"}, headers=auth(staff.partner))
+    assert bad.status_code == 422
+    types = {p["type"] for p in client.get("/problems").json()["items"]}
+    assert {"/problems/duplicate-approval", "/problems/idempotency-key-reused", "/problems/invalid-webhook"} <= types
+    assert client.get("/problems/duplicate-approval").json()["title"]

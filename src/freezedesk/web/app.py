@@ -7,12 +7,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from freezedesk import __version__
 from freezedesk.runtime import Runtime
 from freezedesk.web.api import problems
 from freezedesk.web.api.middleware import BodyLimitAndIdempotency
+from freezedesk.web.api.ratelimit import RateLimiter
 from freezedesk.web.api.routes import router
 
 
@@ -41,17 +42,24 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.state.runtime = rt
     problems.install(app)
     app.include_router(router)
-    app.add_middleware(BodyLimitAndIdempotency, store=rt.store, max_body_bytes=rt.settings.max_body_bytes)
+    limiter = RateLimiter(rt.settings.write_rate_per_second, rt.settings.write_burst)
+    app.add_middleware(BodyLimitAndIdempotency, store=rt.store, max_body_bytes=rt.settings.max_body_bytes,
+                       limiter=limiter)
 
     @app.get("/healthz", tags=["ops"], include_in_schema=False)
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "restricted_accounts": rt.view.restricted_accounts()}
 
+    @app.get("/problems", tags=["ops"], summary="Every problem type the API returns")
+    async def problem_index() -> dict[str, Any]:
+        return {"items": [{"type": f"/problems/{slug}", "title": title}
+                          for slug, title in sorted(problems.problem_types().items())]}
+
     @app.get("/problems/{slug}", tags=["ops"], include_in_schema=False)
-    async def problem_type(slug: str) -> JSONResponse:
-        title = problems.PROBLEM_TYPES.get(slug)
+    async def problem_type(slug: str) -> Response:
+        title = problems.problem_types().get(slug)
         if title is None:
-            return problems.problem(404, "not-found", f"no problem type {slug!r}")  # type: ignore[return-value]
+            return problems.problem(404, "not-found", f"no problem type {slug!r}")
         return JSONResponse({"type": f"/problems/{slug}", "title": title})
 
     return app

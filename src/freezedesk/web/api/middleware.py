@@ -1,4 +1,4 @@
-"""ASGI middleware: body size limit and Idempotency-Key replay.
+"""ASGI middleware: write rate limit, body size limit and Idempotency-Key replay.
 
 Both are pure ASGI (no BaseHTTPMiddleware) so GET requests, including the permission check,
 pass straight through at no cost.
@@ -20,6 +20,7 @@ from freezedesk.services.api_keys import hash_key
 from freezedesk.store.tables import idempotency_keys
 from freezedesk.store.uow import Store
 from freezedesk.web.api.problems import problem
+from freezedesk.web.api.ratelimit import RateLimiter
 
 
 def _presented_key(headers: dict[bytes, bytes]) -> str:
@@ -30,16 +31,25 @@ def _presented_key(headers: dict[bytes, bytes]) -> str:
 
 
 class BodyLimitAndIdempotency:
-    def __init__(self, app: ASGIApp, store: Store, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, store: Store, max_body_bytes: int, limiter: RateLimiter) -> None:
         self.app = app
         self.store = store
         self.max_body_bytes = max_body_bytes
+        self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
+        client = scope.get("client") or ("?", 0)
+        presented = _presented_key(headers)
+        wait = self.limiter.allow(hash_key(presented) if presented else f"ip:{client[0]}")
+        if wait > 0:
+            response = problem(429, "rate-limited", f"too many state-changing requests; retry in {wait:.1f} s")
+            response.headers["Retry-After"] = str(max(1, round(wait + 0.5)))
+            await response(scope, receive, send)
+            return
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             await self._too_large(scope, receive, send)
@@ -66,7 +76,7 @@ class BodyLimitAndIdempotency:
             await problem(422, "validation-error", "Idempotency-Key is longer than 255 characters")(
                 scope, replay_body, send)
             return
-        owner = hash_key(_presented_key(headers))[:40]
+        owner = hash_key(presented)[:40]
         fingerprint = hashlib.sha256(
             scope["method"].encode() + b" " + scope["path"].encode() + b"?"
             + scope.get("query_string", b"") + b"\n" + raw

@@ -41,6 +41,17 @@ PROBLEM_TYPES: dict[str, str] = {
 }
 
 
+def problem_types() -> dict[str, str]:
+    """The edge's own problem types and every domain error's, by slug."""
+    found = dict(PROBLEM_TYPES)
+    pending: list[type[DomainError]] = [DomainError]
+    while pending:
+        cls = pending.pop()
+        found.setdefault(cls.type, cls.title)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
 def problem(status: int, slug: str, detail: str, title: str | None = None,
             extra: dict[str, Any] | None = None) -> Response:
     body = {
