@@ -2,7 +2,7 @@
 # Make sure the services the test suite talks to are up. Starts what this machine has installed
 # but is not running; a service that still cannot be reached makes the test run fail (never skip).
 set -u
-pg_up() { python3 - "$1" <<'PY'
+pg_up() { python3 - <<'PY'
 import socket, sys
 host, port = "127.0.0.1", 5432
 s = socket.socket(); s.settimeout(1)
