@@ -11,6 +11,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from freezedesk.domain.catalogue import ReasonCatalogue
 from freezedesk.notify.webhooks import WebhookDispatcher
@@ -19,7 +20,7 @@ from freezedesk.services import restrictions as restriction_service
 from freezedesk.services.api_keys import KeyRing
 from freezedesk.services.permissions import PermissionView
 from freezedesk.store.follower import ChangeFollower
-from freezedesk.store.uow import Store
+from freezedesk.store.uow import Store, forget_idempotency_keys
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +78,13 @@ class Runtime:
         self.follower.subscribe(self.keyring.on_changes)
         self.store.on_change(self.view.refresh)
         self.dispatcher = WebhookDispatcher(self.store, base_delay=self.settings.webhook_base_delay)
-        self._expiry = _Periodic("freezedesk-expiry", self.settings.expiry_interval,
-                                 lambda: restriction_service.expire_due(self.store))
+        self._expiry = _Periodic("freezedesk-housekeeping", self.settings.expiry_interval, self.housekeeping)
         self._started = False
+
+    def housekeeping(self) -> None:
+        """Mark and announce expired restrictions; forget idempotency keys older than a day."""
+        restriction_service.expire_due(self.store)
+        forget_idempotency_keys(self.store, older_than=timedelta(hours=24))
 
     def start(self) -> None:
         self.view.warm()

@@ -63,3 +63,17 @@ def test_errors_are_replayed_too_and_lifts_are_idempotent(client: TestClient, st
     e2 = client.post("/v1/accounts/acct-1/restrictions", json={"reason_code": "NOPE"}, headers=bad)
     assert e1.status_code == e2.status_code == 422 and e1.json() == e2.json()
     assert e2.headers["content-type"].startswith("application/problem+json")
+
+
+def test_keys_are_forgotten_after_their_retention(client: TestClient, staff: Staff, store: Store) -> None:
+    from datetime import timedelta
+
+    from freezedesk.store.uow import forget_idempotency_keys
+
+    headers = {**auth(staff.partner), "Idempotency-Key": "old"}
+    body = {"reason_code": "SEC_MALWARE"}
+    first = client.post("/v1/accounts/acct-1/restrictions", json=body, headers=headers)
+    assert forget_idempotency_keys(store, older_than=timedelta(hours=24)) == 0  # still fresh
+    assert forget_idempotency_keys(store, older_than=timedelta(seconds=0)) == 1
+    later = client.post("/v1/accounts/acct-1/restrictions", json=body, headers=headers)
+    assert later.status_code == 201 and later.json()["id"] != first.json()["id"]

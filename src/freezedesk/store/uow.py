@@ -16,19 +16,22 @@ in-memory permission view refreshes them before the request returns).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, delete, select, text
 
 from freezedesk.domain.ids import new_id
 from freezedesk.store import audit as audit_chain
 from freezedesk.store.db import is_sqlite, make_engine
 from freezedesk.store.repositories import AccountRepository, CaseRepository, RestrictionRepository
-from freezedesk.store.tables import outbox, webhook_deliveries, webhooks
+from freezedesk.store.tables import idempotency_keys, outbox, webhook_deliveries, webhooks
+
+log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "freezedesk_changes"
 
@@ -143,6 +146,15 @@ class UnitOfWork:
             conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
 
 
+def forget_idempotency_keys(store: Store, older_than: timedelta) -> int:
+    """Idempotency keys are honoured for a day (like the payment APIs partners know)."""
+    with store.unit_of_work() as uow:
+        result = uow.conn.execute(
+            delete(idempotency_keys).where(idempotency_keys.c.created_at < utcnow() - older_than)
+        )
+        return int(result.rowcount or 0)
+
+
 class Store:
     """Owns the engine and the after-commit listeners."""
 
@@ -166,7 +178,12 @@ class Store:
 
     def notify_local(self, account_ids: set[str]) -> None:
         for listener in self._listeners:
-            listener(set(account_ids))
+            try:
+                listener(set(account_ids))
+            except Exception:
+                # The change is committed; a failed refresh must not turn it into an error for the
+                # caller. The change follower re-reads these accounts from the audit sequence.
+                log.exception("after-commit listener failed for %d account(s)", len(account_ids))
 
     def dispose(self) -> None:
         self.engine.dispose()
