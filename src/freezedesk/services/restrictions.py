@@ -49,6 +49,26 @@ def freeze(
 ) -> Frozen:
     """Restrict an account: one restriction, attached to the account's open case for this cause
     (or a new case with its own inquiry number), audited and announced in one transaction."""
+    with store.unit_of_work() as uow:
+        return freeze_in(uow, catalogue, account_id=account_id, reason_code=reason_code, actor=actor,
+                         source=source, scopes=scopes, expires_at=expires_at, legal_basis=legal_basis,
+                         note=note)
+
+
+def freeze_in(
+    uow: UnitOfWork,
+    catalogue: ReasonCatalogue,
+    *,
+    account_id: str,
+    reason_code: str,
+    actor: Actor,
+    source: Source,
+    scopes: Sequence[str] | None = None,
+    expires_at: datetime | None = None,
+    legal_basis: str | None = None,
+    note: str | None = None,
+) -> Frozen:
+    """:func:`freeze` inside a unit of work the caller owns (so evidence commits with it)."""
     reason = catalogue.get(reason_code)
     scope_set = resolve_scopes(scopes) if scopes is not None else None
     now = utcnow()
@@ -63,32 +83,31 @@ def freeze(
         legal_basis=legal_basis,
         note=note,
     )
-    with store.unit_of_work() as uow:
-        if uow.accounts.ensure(account_id, now):
-            uow.audit(actor.id, "account.registered", "account", account_id, account_id, {}, now)
-        uow.accounts.lock(account_id)  # one freeze per account at a time: no twin cases
-        case = uow.cases.open_for(account_id, reason.cause, for_update=True)
-        case_opened = case is None
-        if case is None:
-            case = Case.open(account_id, reason.cause, reason.sla_hours, now)
-            uow.cases.add(case)
-            uow.cases.record_event(case.id, now, actor.id, "open", None, case.state)
-            uow.audit(
-                actor.id,
-                "case.opened",
-                "case",
-                case.id,
-                account_id,
-                {"cause": case.cause.value, "inquiry_number": case.inquiry_number},
-                now,
-            )
-        restriction.case_id = case.id
-        case.restriction_ids.append(restriction.id)
-        uow.restrictions.add(restriction)
-        view = restriction_view(restriction, case.inquiry_number, now)
-        uow.audit(actor.id, "restriction.created", "restriction", restriction.id, account_id,
-                  {**view, "note": note}, now)
-        uow.publish("restriction.created", view)
+    if uow.accounts.ensure(account_id, now):
+        uow.audit(actor.id, "account.registered", "account", account_id, account_id, {}, now)
+    uow.accounts.lock(account_id)  # one freeze per account at a time: no twin cases
+    case = uow.cases.open_for(account_id, reason.cause, for_update=True)
+    case_opened = case is None
+    if case is None:
+        case = Case.open(account_id, reason.cause, reason.sla_hours, now)
+        uow.cases.add(case)
+        uow.cases.record_event(case.id, now, actor.id, "open", None, case.state)
+        uow.audit(
+            actor.id,
+            "case.opened",
+            "case",
+            case.id,
+            account_id,
+            {"cause": case.cause.value, "inquiry_number": case.inquiry_number},
+            now,
+        )
+    restriction.case_id = case.id
+    case.restriction_ids.append(restriction.id)
+    uow.restrictions.add(restriction)
+    view = restriction_view(restriction, case.inquiry_number, now)
+    uow.audit(actor.id, "restriction.created", "restriction", restriction.id, account_id,
+              {**view, "note": note}, now)
+    uow.publish("restriction.created", view)
     return Frozen(restriction, case, case_opened)
 
 
@@ -141,16 +160,28 @@ def request_lift(
     reason: str,
     legal_reference: str | None = None,
 ) -> tuple[dict[str, object], LiftOutcome]:
-    now = utcnow()
     with store.unit_of_work() as uow:
-        r = uow.restrictions.get(restriction_id, for_update=True)
-        version = r.version
-        entry = catalogue.get(r.reason_code)
-        outcome = r.request_lift(entry, actor, reason, legal_reference, now)
-        uow.restrictions.save(r, version)
-        uow.restrictions.add_approval(r.id, actor.id, actor.role or "", now)
-        view = _after_lift_step(uow, catalogue, r, outcome, actor, now, "restriction.lift_requested",
-                                {"reason": reason, "legal_reference": legal_reference})
+        return request_lift_in(uow, catalogue, restriction_id, actor, reason, legal_reference)
+
+
+def request_lift_in(
+    uow: UnitOfWork,
+    catalogue: ReasonCatalogue,
+    restriction_id: str,
+    actor: Actor,
+    reason: str,
+    legal_reference: str | None = None,
+) -> tuple[dict[str, object], LiftOutcome]:
+    """:func:`request_lift` inside a unit of work the caller owns."""
+    now = utcnow()
+    r = uow.restrictions.get(restriction_id, for_update=True)
+    version = r.version
+    entry = catalogue.get(r.reason_code)
+    outcome = r.request_lift(entry, actor, reason, legal_reference, now)
+    uow.restrictions.save(r, version)
+    uow.restrictions.add_approval(r.id, actor.id, actor.role or "", now)
+    view = _after_lift_step(uow, catalogue, r, outcome, actor, now, "restriction.lift_requested",
+                            {"reason": reason, "legal_reference": legal_reference})
     return view, outcome
 
 

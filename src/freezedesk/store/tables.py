@@ -222,3 +222,62 @@ idempotency_keys = Table(
     Column("response_body", Text),
     Column("created_at", UTCDateTime(), nullable=False),
 )
+
+# -- screening ------------------------------------------------------------------------------------
+
+# The loaded sanctions lists: one row per listed entity, the Entity as JSON. Every server process
+# builds its in-memory index from here, so all of them screen against the same list version.
+sanctions_entities = Table(
+    "sanctions_entities",
+    metadata,
+    Column("id", String(128), primary_key=True),  # <source>-<native id>
+    Column("source", String(32), nullable=False, index=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+list_loads = Table(
+    "list_loads",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("sources", Text, nullable=False),
+    Column("entities", Integer, nullable=False),
+    Column("added", Integer, nullable=False),
+    Column("changed", Integer, nullable=False),
+    Column("removed", Integer, nullable=False),
+)
+
+# What screening knows about an account holder (the exchange sends it with PUT /v1/accounts/{id}).
+account_identities = Table(
+    "account_identities",
+    metadata,
+    Column("account_id", String(128), ForeignKey("accounts.id"), primary_key=True),
+    Column("name", String(400), nullable=False),
+    Column("schema", String(16), nullable=False),
+    Column("birth_date", String(10)),
+    Column("country", String(2)),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+screening_hits = Table(
+    "screening_hits",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("account_id", String(128), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("entity_id", String(128), nullable=False),
+    Column("entity_fingerprint", String(64), nullable=False),
+    Column("kind", String(8), nullable=False),  # name | address
+    Column("score", String(8), nullable=False),  # decimal text, exact as scored
+    Column("query", Text, nullable=False),
+    Column("explanation", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # pending_review, confirmed, dismissed
+    Column("case_id", String(40), ForeignKey("cases.id")),
+    Column("restriction_id", String(40), ForeignKey("restrictions.id")),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("decided_by", String(64)),
+    Column("decided_at", UTCDateTime()),
+    Column("decision_reason", Text),
+    Index("ix_screening_hits_pair", "account_id", "entity_id"),
+)

@@ -1,0 +1,1 @@
+"""Sanctions and wallet screening: official lists, multilingual name matching, address matching."""
