@@ -159,17 +159,42 @@ class PassResult:
     latencies_ms: list[float] = field(default_factory=list)
     sched_lag_ms: list[float] = field(default_factory=list)
     service_ms: list[float] = field(default_factory=list)
-    sent_at: list[float] = field(default_factory=list)  # intended send time of each latency sample
     errors: int = 0
     error_kinds: dict[str, int] = field(default_factory=dict)
     denied: int = 0
     measure_from: float = 0.0
     window_end: float = 0.0
     server_cpu_s: float = 0.0
+    generator_cpu_s: float = 0.0
 
     def error(self, kind: str) -> None:
         self.errors += 1
         self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """Status and body of one HTTP/1.1 response framed by Content-Length (one read in the usual case)."""
+    buf = await reader.read(65536)
+    while True:
+        end = buf.find(b"\r\n\r\n")
+        if end >= 0:
+            break
+        more = await reader.read(65536)
+        if not more:
+            raise asyncio.IncompleteReadError(buf, None)
+        buf += more
+    head = buf[:end].lower()
+    at = head.find(b"\r\ncontent-length:")
+    if at < 0 or not head.startswith(b"http/1.1 "):
+        raise ValueError("not an HTTP/1.1 response with a Content-Length")
+    stop = head.find(b"\r\n", at + 2)
+    length = int(head[at + 17:stop if stop >= 0 else len(head)])
+    body = buf[end + 4:]
+    if len(body) < length:
+        body += await reader.readexactly(length - len(body))
+    elif len(body) > length:
+        raise ValueError("more bytes than one response: the server pipelined or misframed")
+    return int(head[9:12]), body
 
 
 async def run_pass(port: int, requests: list[bytes], rate: int, seconds: float, warmup: float,
@@ -205,15 +230,8 @@ async def run_pass(port: int, requests: list[bytes], rate: int, seconds: float, 
                 sent = clock()
                 try:
                     writer.write(requests[i % len(requests)])
-                    head = await reader.readuntil(b"\r\n\r\n")
-                    status = int(head[9:12])
-                    lower = head.lower()
-                    at = lower.find(b"\r\ncontent-length:")
-                    if at < 0:
-                        raise ValueError("no content-length")
-                    length = int(lower[at + 17:lower.index(b"\r\n", at + 2)])
-                    body = await reader.readexactly(length)
-                except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+                    status, body = await read_response(reader)
+                except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
                     if measured:
                         result.error(type(exc).__name__)
                     writer.close()
@@ -228,7 +246,6 @@ async def run_pass(port: int, requests: list[bytes], rate: int, seconds: float, 
                 result.latencies_ms.append((done - intended) * 1000.0)
                 result.sched_lag_ms.append((put_at - intended) * 1000.0)
                 result.service_ms.append((done - sent) * 1000.0)
-                result.sent_at.append(intended - measure_from)
                 result.window_end = max(result.window_end, done)
                 if b'"allowed":false' in body:
                     result.denied += 1
@@ -242,12 +259,14 @@ async def run_pass(port: int, requests: list[bytes], rate: int, seconds: float, 
             while i < total and start + i * interval <= now:
                 if i == int(rate * warmup) and not cpu_at_measure:
                     cpu_at_measure.append(cpu_ticks(server_pid))
+                    cpu_at_measure.append(cpu_ticks(os.getpid()))
                 queue.put_nowait((start + i * interval, now, i))
                 i += 1
             if i < total:
-                # Sleep, never spin: on this VM a spinning generator core slows the server's core
-                # about 2x. With the select() selector, timers wake ~0.1 ms late (epoll and uvloop
-                # round to whole milliseconds); the lateness is counted in the latency and shown.
+                # Sleep, never spin: a spinning generator competes with the server for the host's
+                # CPU (on this 2-vCPU VM it slowed the other core by up to ~2x). With the select()
+                # selector, timers wake ~0.1 ms late (epoll and uvloop round to whole
+                # milliseconds); the lateness is counted in the latency and shown as "gen lag".
                 await asyncio.sleep(max(0.0, start + i * interval - clock()))
         for _ in range(connections):
             queue.put_nowait(None)
@@ -263,6 +282,7 @@ async def run_pass(port: int, requests: list[bytes], rate: int, seconds: float, 
         if task.exception() is not None:
             result.error(type(task.exception()).__name__)
     cpu_end = cpu_ticks(server_pid)
+    gen_end = cpu_ticks(os.getpid())
     lost = measured_total - len(result.latencies_ms) - result.errors
     if lost > 0:
         for _ in range(lost):
@@ -271,6 +291,7 @@ async def run_pass(port: int, requests: list[bytes], rate: int, seconds: float, 
         result.window_end = end_of_sending
     if cpu_at_measure:
         result.server_cpu_s = (cpu_end - cpu_at_measure[0]) / ticks
+        result.generator_cpu_s = (gen_end - cpu_at_measure[1]) / ticks
     return result
 
 
@@ -286,7 +307,7 @@ def report(results: list[PassResult], connections: int, loop_name: str, hit_shar
           f"restricted accounts; open loop, {connections} keep-alive connections, {loop_name} generator")
     print("latency in ms from the INTENDED send time (coordinated-omission safe)")
     header = (f"{'rate/s':>7}{'achieved/s':>11}{'ok':>8}{'errors':>7}{'denied':>7}{'p50':>7}{'p90':>7}"
-              f"{'p99':>7}{'p99.9':>8}{'max':>8}{'svc p99':>8}{'gen lag':>8}{'srv CPU':>8}{'µs/req':>7}")
+              f"{'p99':>7}{'p99.9':>8}{'max':>8}{'svc p99':>8}{'gen lag':>8}{'srv CPU':>8}{'µs/req':>7}{'gen CPU':>8}")
     print(header)
     print("-" * len(header))
     for r in results:
@@ -298,7 +319,8 @@ def report(results: list[PassResult], connections: int, loop_name: str, hit_shar
         print(f"{r.rate:>7,}{achieved:>11,.0f}{len(lat):>8,}{r.errors:>7}{r.denied:>7}"
               f"{pct(lat, .50):>7.2f}{pct(lat, .90):>7.2f}{pct(lat, .99):>7.2f}{pct(lat, .999):>8.2f}"
               f"{(lat[-1] if lat else float('nan')):>8.2f}{pct(sorted(r.service_ms), .99):>8.2f}"
-              f"{pct(sorted(r.sched_lag_ms), .99):>8.2f}{cpu_share:>7.0f}%{per_req:>7.0f}")
+              f"{pct(sorted(r.sched_lag_ms), .99):>8.2f}{cpu_share:>7.0f}%{per_req:>7.0f}"
+              f"{r.generator_cpu_s / r.seconds * 100:>7.0f}%")
         if r.error_kinds:
             print(f"        errors: {r.error_kinds}")
     print("-" * len(header))
@@ -310,11 +332,14 @@ def report(results: list[PassResult], connections: int, loop_name: str, hit_shar
             print(f"  at {r.rate:,} req/s: p99 {p99:.2f} ms -> {verdict} the target")
     print("svc p99 = write-to-response time (excludes waiting for a free connection); gen lag = p99 lateness "
           "of the generator's own schedule (included in the latencies); srv CPU = server process CPU time "
-          "(all threads) / measured seconds on its one core; µs/req = that CPU time per request")
+          "(all threads) / measured seconds on its one core; µs/req = that CPU time per request; gen CPU = the "
+          "generator's own CPU on its core")
 
 
-def app_only_cost(url: str, key: str, requests: list[bytes], n: int = 3000) -> float:
-    """µs per permission check through the ASGI app alone (no socket, no uvicorn): where the time goes."""
+def app_only_cost(url: str, key: str, requests: list[bytes], n: int = 10_000) -> tuple[float, float, int]:
+    """Where the server's time goes, measured in this process with the app as the server builds it:
+    µs per check through the ASGI app alone (no socket, no uvicorn), the pause of a full (gen 2)
+    garbage collection over that heap, and how many full collections ``n`` checks triggered."""
     from freezedesk.runtime import Runtime, Settings
     from freezedesk.web.app import create_app
 
@@ -349,18 +374,32 @@ def app_only_cost(url: str, key: str, requests: list[bytes], n: int = 3000) -> f
             await app(dict(scope), receive, send)
         return (time.perf_counter() - t0) / len(scopes) * 1e6
 
+    full_collections = 0
+
+    def count_full(phase: str, info: dict[str, int]) -> None:
+        nonlocal full_collections
+        if phase == "stop" and info["generation"] == 2:
+            full_collections += 1
+
+    gc.callbacks.append(count_full)
     try:
         cost = asyncio.run(drive())
+        gc.callbacks.remove(count_full)
+        t0 = time.perf_counter()
+        gc.collect()
+        full_gc_ms = (time.perf_counter() - t0) * 1000
     finally:
+        if count_full in gc.callbacks:
+            gc.callbacks.remove(count_full)
         rt.store.dispose()
     if set(statuses) != {200}:
         raise RuntimeError(f"in-process app answered {sorted(set(statuses))}")
-    return cost
+    return cost, full_gc_ms, full_collections
 
 
 # -- main -----------------------------------------------------------------------------------------
 def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
+    raise KeyboardInterrupt  # unwinds like Ctrl-C: the finally block stops the server and cleans up
 
 
 def _select_loop() -> asyncio.AbstractEventLoop:
@@ -378,9 +417,11 @@ def main() -> None:
     parser.add_argument("--hit-share", type=float, default=0.01, help="share of checks on restricted accounts")
     parser.add_argument("--uvloop", action="store_true",
                         help="uvloop in the generator (its timers round to 1 ms: the generator then sends in bursts)")
+    parser.add_argument("--repeat", type=int, default=1, help="run every rate this many times (the host is noisy)")
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
     rates = [args.rate] + [int(x) for x in args.also.split(",") if x.strip()]
+    rates = [rate for rate in rates for _ in range(max(1, args.repeat))]
 
     signal.signal(signal.SIGTERM, _terminate)
     rng = random.Random(args.seed)
@@ -421,9 +462,11 @@ def main() -> None:
               f"unknown account -> {status2} allowed={body2['allowed']}")
 
         requests = build_requests(rng, port, key, restricted, args.hit_share, REQUEST_POOL)
-        cost = app_only_cost(url, key, requests)
-        print(f"in-process: the ASGI app alone (no socket, no uvicorn) costs {cost:.0f} µs per check "
-              f"(capacity ≈ {1e6 / cost:,.0f} checks/s/core before uvicorn and the kernel)")
+        n_app = 10_000
+        cost, full_gc_ms, full_gcs = app_only_cost(url, key, requests, n_app)
+        print(f"in-process, same app and data: the ASGI app alone (no socket, no uvicorn) costs {cost:.0f} µs "
+              f"per check (≤ {1e6 / cost:,.0f} checks/s/core before uvicorn and the kernel); a full GC of "
+              f"this heap pauses {full_gc_ms:.0f} ms (full collections during those {n_app:,} checks: {full_gcs})")
 
         loop_factory: Callable[[], asyncio.AbstractEventLoop] = _select_loop
         loop_name = "asyncio (select() selector)"
@@ -458,4 +501,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("interrupted: server stopped, temporary directory removed", file=sys.stderr)
+        sys.exit(130)

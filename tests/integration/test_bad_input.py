@@ -212,6 +212,9 @@ def test_illegal_playbook_transition(client: TestClient, staff: Staff, store: St
 def test_bad_permission_queries(client: TestClient, staff: Staff, params: dict[str, str], slug: str) -> None:
     response = client.get("/v1/accounts/acct-1/permissions", params=params, headers=auth(staff.partner))
     assert_problem(response, 422, slug)
+    bad_account = client.get("/v1/accounts/%20x%3B/permissions", params={"action": "login"},
+                             headers=auth(staff.partner))
+    assert assert_problem(bad_account, 422, "validation-error")["errors"][0]["field"] == "path.account_id"
 
 
 def test_batch_check_is_all_or_nothing(client: TestClient, staff: Staff) -> None:

@@ -125,7 +125,9 @@ def make_permanent(
 
 
 @router.get("/accounts/{account_id}/permissions", tags=["permissions"],
-            summary="May this account do this action now?")
+            summary="May this account do this action now?",
+            description="Served from memory by `PermissionFastPath` ahead of the router (same rules); "
+                        "this route documents it and answers if the fast path is not installed.")
 async def check_permission(
     request: Request,
     account_id: AccountPath,
