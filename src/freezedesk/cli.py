@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,6 +19,12 @@ keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 app.add_typer(keys_app, name="api-keys")
 app.add_typer(audit_app, name="audit")
+lists_app = typer.Typer(help="Sanctions lists in the database.", no_args_is_help=True)
+screen_app = typer.Typer(help="Screen names against sanctions lists.", no_args_is_help=True)
+app.add_typer(lists_app, name="lists")
+app.add_typer(screen_app, name="screen")
+SourceOption = Annotated[list[str], typer.Option("--source", help="KIND:PATH, e.g. ofac-csv:DIR, un-xml:FILE, "
+                                                 "ofac-xml:FILE, eu-xml:FILE, uk-xml:FILE, ftm:FILE; repeatable")]
 err = Console(stderr=True)
 
 DbOption = Annotated[str | None, typer.Option("--database-url", envvar="FREEZEDESK_DATABASE_URL",
@@ -134,6 +141,93 @@ def audit_verify(database_url_: DbOption = None) -> None:
         return
     typer.echo(f"BROKEN at entry {result.broken_seq}: {result.problem} ({result.entries} entries verified before it)")
     raise typer.Exit(1)
+
+
+@lists_app.command("load")
+def lists_load(sources: SourceOption, database_url_: DbOption = None) -> None:
+    """Load list files into the database (atomically), report the changes, re-screen account holders."""
+    from freezedesk.domain.restrictions import Actor
+    from freezedesk.reference import load_catalogue
+    from freezedesk.screening.model import ListFormatError
+    from freezedesk.screening.service import ScreeningService
+
+    service = ScreeningService(_store(database_url_), load_catalogue())
+    service.reload()
+    try:
+        report = service.load_lists(sources, Actor("cli:lists-load"))
+    except ListFormatError as exc:
+        raise _fail(str(exc)) from None
+    d = report.diff
+    typer.echo(f"{report.entities} entities: {len(d.added)} added, {len(d.changed)} changed, "
+               f"{len(d.removed)} removed; {report.accounts_rescreened} account holders re-screened, "
+               f"{report.new_hits} new hits")
+
+
+def _name_index(sources: list[str], database_url_: str | None):  # type: ignore[no-untyped-def]
+    from freezedesk.screening.lists import load_snapshot
+    from freezedesk.screening.matcher import NameIndex
+    from freezedesk.screening.model import ListFormatError
+
+    if sources:
+        try:
+            return NameIndex.build(load_snapshot(sources))
+        except ListFormatError as exc:
+            raise _fail(str(exc)) from None
+    from freezedesk.reference import load_catalogue
+    from freezedesk.screening.service import ScreeningService
+
+    service = ScreeningService(_store(database_url_), load_catalogue())
+    if not service.reload():
+        raise _fail("no --source given and no lists loaded in the database (freezedesk lists load)")
+    return service._require().names
+
+
+@screen_app.command("batch")
+def screen_batch(
+    sources: SourceOption,
+    input_file: Annotated[Path, typer.Option("--in", help="JSON lines {id, name, schema?, birth_date?, country?}")],
+    output_file: Annotated[Path, typer.Option("--out", help="JSON lines {id, matches, elapsed_us}")],
+    threshold: Annotated[float, typer.Option(help="Report matches at or above this score")] = 0.8,
+) -> None:
+    """Screen a file of names in memory (no database)."""
+    from rich.progress import track
+
+    from freezedesk.screening.batch import QueryFileError, read_queries, screen, write_atomically
+
+    if not input_file.is_file():
+        raise _fail(f"{input_file}: file not found")
+    try:
+        queries = read_queries(input_file)
+    except QueryFileError as exc:
+        raise _fail(str(exc)) from None
+    index = _name_index(sources, None)
+    results = screen(index, queries, threshold)
+    count = write_atomically(output_file, iter(track(results, total=len(queries), description="screening",
+                                                     console=err, transient=True)))
+    err.print(f"{count} queries screened → {output_file}")
+
+
+@screen_app.command("name")
+def screen_name(
+    name: str,
+    sources: SourceOption = [],  # noqa: B006 (typer reads the default, never mutates it)
+    schema: Annotated[str | None, typer.Option(help="person, organisation, vessel or aircraft")] = None,
+    birth_date: Annotated[str | None, typer.Option(help="YYYY[-MM[-DD]]")] = None,
+    country: Annotated[str | None, typer.Option(help="ISO alpha-2 nationality")] = None,
+    threshold: Annotated[float, typer.Option()] = 0.8,
+    database_url_: DbOption = None,
+) -> None:
+    """Screen one name (against --source files, or the lists loaded in the database)."""
+    import json
+
+    from freezedesk.screening.matcher import Query
+
+    index = _name_index(sources, database_url_)
+    for match in index.search(Query(name, schema, birth_date, country.upper() if country else None),
+                              threshold=threshold):
+        typer.echo(json.dumps({"entity_id": match.entity_id, "score": round(match.score, 4),
+                               "matched_name": match.matched_name, "explanation": match.explanation},
+                              ensure_ascii=False))
 
 
 def main() -> None:

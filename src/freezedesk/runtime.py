@@ -16,10 +16,11 @@ from datetime import timedelta
 from freezedesk.domain.catalogue import ReasonCatalogue
 from freezedesk.notify.webhooks import WebhookDispatcher
 from freezedesk.reference import load_catalogue
+from freezedesk.screening.service import ScreeningService
 from freezedesk.services import restrictions as restriction_service
 from freezedesk.services.api_keys import KeyRing
 from freezedesk.services.permissions import PermissionView
-from freezedesk.store.follower import ChangeFollower
+from freezedesk.store.follower import ChangeFollower, Changes
 from freezedesk.store.uow import Store, forget_idempotency_keys
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,8 @@ class Runtime:
         self.follower.subscribe(self.view.on_changes)
         self.follower.subscribe(self.keyring.on_changes)
         self.store.on_change(self.view.refresh)
+        self.screening = ScreeningService(self.store, self.catalogue)
+        self.follower.subscribe(self._on_list_change)
         self.dispatcher = WebhookDispatcher(self.store, base_delay=self.settings.webhook_base_delay)
         self._expiry = _Periodic("freezedesk-housekeeping", self.settings.expiry_interval, self.housekeeping)
         self._started = False
@@ -86,8 +89,15 @@ class Runtime:
         restriction_service.expire_due(self.store)
         forget_idempotency_keys(self.store, older_than=timedelta(hours=24))
 
+    def _on_list_change(self, changes: Changes) -> None:
+        # Another process loaded new lists: rebuild off the follower's thread; the old index
+        # serves until the new one is complete.
+        if "sanctions_list" in changes.entity_types:
+            threading.Thread(target=self.screening.reload, name="freezedesk-lists", daemon=True).start()
+
     def start(self) -> None:
         self.view.warm()
+        self.screening.reload()
         if self.settings.background:
             self.follower.start()
             self.dispatcher.start()

@@ -34,6 +34,8 @@ PARTNER_SCOPES: tuple[str, ...] = (
     "accounts:write",
     "webhooks:write",
     "reasons:read",
+    "screening:read",
+    "screening:write",
 )
 
 

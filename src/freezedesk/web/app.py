@@ -17,6 +17,7 @@ from freezedesk.web.api.fastpath import PermissionFastPath
 from freezedesk.web.api.middleware import BodyLimitAndIdempotency
 from freezedesk.web.api.ratelimit import RateLimiter
 from freezedesk.web.api.routes import router
+from freezedesk.web.api.screening_routes import router as screening_router
 
 
 def create_app(runtime: Runtime | None = None) -> FastAPI:
@@ -48,6 +49,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.state.runtime = rt
     problems.install(app)
     app.include_router(router)
+    app.include_router(screening_router)
     limiter = RateLimiter(rt.settings.write_rate_per_second, rt.settings.write_burst)
     app.add_middleware(BodyLimitAndIdempotency, store=rt.store, max_body_bytes=rt.settings.max_body_bytes,
                        limiter=limiter)

@@ -51,12 +51,18 @@ def upsert_account(
     who: Annotated[Principal, Depends(require("accounts:write"))],
 ) -> dict[str, Any]:
     now = utcnow()
+    profile = body.model_dump(include={"locale", "email", "display_name"})
     with rt.store.unit_of_work() as uow:
-        created = uow.accounts.upsert(account_id, now, **body.model_dump())
+        created = uow.accounts.upsert(account_id, now, **profile)
+        identity_changed = body.legal_name is not None and rt.screening.set_identity(
+            uow, account_id, body.legal_name, body.entity_type, body.birth_date, body.country)
         uow.audit(who.actor.id, "account.registered" if created else "account.updated", "account",
                   account_id, account_id, body.model_dump(exclude_none=True), now)
         account = uow.accounts.get(account_id)
-    return {"id": account["id"], "locale": account["locale"], "created": created}
+    # Screened after the identity is committed: onboarding and every name change.
+    hits = rt.screening.screen_account(account_id, who.actor) if identity_changed else []
+    return {"id": account["id"], "locale": account["locale"], "created": created,
+            "screened": identity_changed and rt.screening.loaded, "screening_hits": hits}
 
 
 @router.post("/accounts/{account_id}/restrictions", status_code=201, tags=["restrictions"],

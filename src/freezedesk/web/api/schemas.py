@@ -61,3 +61,8 @@ class AccountProfile(Body):
     locale: Literal["ja", "en"] | None = None
     email: str | None = Field(default=None, max_length=320)
     display_name: str | None = Field(default=None, max_length=200)
+    # What sanctions screening uses; sending or changing any of it screens the holder at once.
+    legal_name: str | None = Field(default=None, max_length=400, description="Full legal name, any script")
+    entity_type: Literal["person", "organisation"] = "person"
+    birth_date: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    country: str | None = Field(default=None, pattern=r"^[A-Za-z]{2}$", description="Nationality, ISO alpha-2")

@@ -1,0 +1,1 @@
+"""Screening unit tests: pure file parsing and matching, no database."""
