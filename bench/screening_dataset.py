@@ -27,12 +27,15 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from anyascii import anyascii
 
 from freezedesk.screening.model import Entity, EntityName, ListSnapshot
 
-SOURCES = ["ofac-csv:/work/shared/data/sanctions/ofac", "un-xml:/work/shared/data/sanctions/un/consolidated.xml"]
+#: The official samples in ../shared beside the checkout.
+_SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "sanctions"
+SOURCES = [f"ofac-csv:{_SHARED / 'ofac'}", f"un-xml:{_SHARED / 'un' / 'consolidated.xml'}"]
 SEED = 20260501
 PER_CLASS = 60
 

@@ -45,7 +45,9 @@ from freezedesk.screening.matcher import DEFAULT_THRESHOLD, NameIndex, Query
 from freezedesk.screening.model import Entity, ListSnapshot
 from screening_dataset import SEED, Case, build_cases
 
-SOURCES = ["ofac-csv:/work/shared/data/sanctions/ofac", "un-xml:/work/shared/data/sanctions/un/consolidated.xml"]
+#: The official samples in ../shared beside the checkout.
+_SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "sanctions"
+SOURCES = [f"ofac-csv:{_SHARED / 'ofac'}", f"un-xml:{_SHARED / 'un' / 'consolidated.xml'}"]
 LV2_THRESHOLD = 0.7
 RF_THRESHOLD = 0.85
 NEGATIVE_CLASSES = ("negative", "near_miss")
