@@ -71,6 +71,8 @@ def test_onboarding_hit_opens_a_regulatory_case_with_a_hold(loaded: TestClient, 
     assert allowed(loaded, staff.partner, "acct-1", "trade")  # a hold, not a freeze, until reviewed
     case = loaded.get(f"/v1/cases/{hit['case_id']}", headers=auth(staff.partner)).json()
     assert case["cause"] == "regulatory"
+    [evidence] = case["evidence"]["screening_hits"]
+    assert evidence["entity_id"] == "test-p-1" and evidence["explanation"]["token_matches"]
     # same name, birth date and nationality: above the auto-freeze score, a full freeze at once
     strong = onboard(loaded, staff.partner, "acct-4", "PETRENKO Viktor", birth_date="1961-04-12", country="RU")
     assert float(strong["screening_hits"][0]["score"]) >= 0.97

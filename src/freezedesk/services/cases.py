@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+from sqlalchemy import select
 
 from freezedesk.domain import inquiry as inquiry_numbers
 from freezedesk.domain.catalogue import Disclosure, ReasonCatalogue
 from freezedesk.domain.restrictions import Actor, Status
 from freezedesk.domain.scopes import Cause
 from freezedesk.services.views import case_view, iso
+from freezedesk.store.tables import screening_hits
 from freezedesk.store.uow import Store, utcnow
 
 #: What a customer sees of the internal case state. Escalation and reporting are never shown
@@ -45,9 +49,21 @@ def transition(store: Store, case_id: str, event: str, actor: Actor) -> dict[str
 
 
 def get_case(store: Store, case_id: str) -> dict[str, Any]:
+    """The staff view: state, timeline and evidence (screening hits with their explanations)."""
     with store.read() as uow:
         case = uow.cases.get(case_id)
-        return case_view(case, uow.cases.timeline(case.id))
+        hits = uow.conn.execute(
+            select(screening_hits).where(screening_hits.c.case_id == case_id).order_by(screening_hits.c.created_at)
+        ).all()
+        view = case_view(case, uow.cases.timeline(case.id))
+    view["evidence"] = {
+        "screening_hits": [
+            {"id": h.id, "entity_id": h.entity_id, "kind": h.kind, "score": h.score, "status": h.status,
+             "query": json.loads(h.query), "explanation": json.loads(h.explanation), "at": iso(h.created_at)}
+            for h in hits
+        ]
+    }
+    return view
 
 
 def get_inquiry(store: Store, catalogue: ReasonCatalogue, number: str, locale: str = "en") -> dict[str, Any]:
