@@ -194,7 +194,6 @@ def test_searches_from_many_threads_agree(index: NameIndex) -> None:
 SHARED = Path(__file__).resolve().parents[4] / "shared" / "data" / "sanctions"
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="the shared OFAC/UN sample lists are not present")
 def test_full_ofac_and_un_index() -> None:
     from freezedesk.screening.lists import load_snapshot
 
