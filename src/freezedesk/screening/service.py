@@ -29,13 +29,13 @@ from typing import Any
 from sqlalchemy import and_, delete, insert, select, update
 
 from freezedesk.domain.catalogue import ReasonCatalogue
-from freezedesk.domain.errors import DomainError, NotFound
+from freezedesk.domain.errors import DomainError, NotFound, RoleNotAllowed
 from freezedesk.domain.ids import new_id
 from freezedesk.domain.restrictions import Actor, Source, Status
 from freezedesk.screening.addresses import AddressIndex
 from freezedesk.screening.lists import load_snapshot
 from freezedesk.screening.matcher import Match, NameIndex, Query
-from freezedesk.screening.model import DigitalAddress, Entity, EntityName, ListDiff, ListSnapshot, diff
+from freezedesk.screening.model import DigitalAddress, Entity, EntityName, ListDiff, ListSnapshot
 from freezedesk.services import restrictions as restriction_service
 from freezedesk.services.views import iso
 from freezedesk.store.tables import (
@@ -366,8 +366,6 @@ class ScreeningService:
 
     @staticmethod
     def _require_role(actor: Actor) -> None:
-        from freezedesk.domain.errors import RoleNotAllowed
-
         if actor.role not in SCREENING_ROLES:
             raise RoleNotAllowed("screening decisions are taken by compliance officers or investigators")
 
@@ -401,5 +399,3 @@ def _hit_view(hit: dict[str, Any]) -> dict[str, Any]:
         "decision_reason": hit.get("decision_reason"),
     }
 
-
-__all__ = ["LoadReport", "ScreeningService", "Thresholds", "diff"]

@@ -11,6 +11,7 @@ from pydantic import Field
 from freezedesk.screening.matcher import Query as NameQuery
 from freezedesk.services.api_keys import Principal
 from freezedesk.web.api.auth import require
+from freezedesk.web.api.problems import ApiProblem
 from freezedesk.web.api.routes import RuntimeDep
 from freezedesk.web.api.schemas import AccountId, Body
 
@@ -69,8 +70,6 @@ def screen_addresses(
     if body.account_id is None:
         return {"results": rt.screening.lookup_addresses(pairs)}
     if "screening:write" not in who.scopes:
-        from freezedesk.web.api.problems import ApiProblem
-
         raise ApiProblem(403, "insufficient-scope", "screening for an account needs the 'screening:write' scope",
                          required_scope="screening:write")
     return {"account_id": body.account_id,
