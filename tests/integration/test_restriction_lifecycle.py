@@ -157,9 +157,12 @@ def test_playbook_transitions_and_inquiry_view(client: TestClient, staff: Staff)
     illegal = client.post(case_url, json={"event": "report"}, headers=auth(staff.investigator))
     assert illegal.status_code == 409 and illegal.json()["type"] == "/problems/illegal-transition"
     assert "escalate" in illegal.json()["allowed"]
-    for event in ("request_information", "submit", "escalate", "report"):
+    for event in ("request_information", "submit", "escalate"):
         moved = client.post(case_url, json={"event": event}, headers=auth(staff.investigator))
         assert moved.status_code == 200, moved.text
+    by_investigator = client.post(case_url, json={"event": "report"}, headers=auth(staff.investigator))
+    assert by_investigator.status_code == 403  # reporting is the compliance officer's decision
+    moved = client.post(case_url, json={"event": "report"}, headers=auth(staff.compliance))
     assert moved.json()["state"] == "reported"
     # what the customer sees: no reason code, no cause, no trace of the report
     inquiry = client.get(f"/v1/inquiries/{r['inquiry_number'].lower()}", params={"locale": "en"},

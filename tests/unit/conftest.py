@@ -49,7 +49,7 @@ def impose(catalogue: ReasonCatalogue) -> Callable[..., Restriction]:
             "reason": catalogue.get(code),
             "scopes": None,
             "source": Source.STAFF,
-            "actor": Actor("staff-0", "admin"),
+            "actor": Actor("staff-0", "compliance"),
             "now": NOW,
         }
         args.update(kwargs)

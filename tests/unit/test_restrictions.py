@@ -45,7 +45,7 @@ COMPLIANCE_B = Actor("cmp-b", "compliance")
 
 
 def test_impose_uses_the_reason_defaults(impose: Impose, catalogue: ReasonCatalogue) -> None:
-    r = impose("SUS_PASS_THROUGH", actor=AGENT, source=Source.RULE)
+    r = impose("SUS_PASS_THROUGH", actor=MACHINE, source=Source.RULE)
     reason = catalogue.get("SUS_PASS_THROUGH")
     assert r.id.startswith("rst_")
     assert len(r.id) == 4 + 26
@@ -54,7 +54,7 @@ def test_impose_uses_the_reason_defaults(impose: Impose, catalogue: ReasonCatalo
     assert r.scopes.sorted_names() == ["p2p", "transfer", "withdraw"]
     assert r.disclosure == "generic"
     assert (r.status, r.version, r.starts_at, r.expires_at) == (Status.ACTIVE, 1, NOW, None)
-    assert r.created_by == AGENT.id
+    assert r.created_by == MACHINE.id
     assert r.source is Source.RULE
     assert r.lift_request is None
 
@@ -513,3 +513,16 @@ def test_failed_operation_leaves_the_restriction_unchanged(
 def test_times_are_utc_aware(impose: Impose) -> None:
     r = impose("KYC_INCOMPLETE", now=datetime(2025, 1, 1, tzinfo=UTC))
     assert r.starts_at.tzinfo is not None
+
+
+@pytest.mark.parametrize(("actor", "code"), [(AGENT, "SUS_PASS_THROUGH"), (ADMIN, "REG_COURT_ORDER"),
+                                             (AUDITOR, "KYC_INCOMPLETE"), (SECURITY, "SUS_FAN_IN")])
+def test_a_person_may_impose_only_what_their_role_may_lift(impose: Impose, actor: Actor, code: str) -> None:
+    with pytest.raises(RoleNotAllowed, match=code):
+        impose(code, actor=actor)
+
+
+def test_compliance_and_machines_may_impose_any_reason(impose: Impose, catalogue: ReasonCatalogue) -> None:
+    for reason in catalogue:
+        assert impose(reason.code, actor=COMPLIANCE_A).reason_code == reason.code
+        assert impose(reason.code, actor=MACHINE).reason_code == reason.code

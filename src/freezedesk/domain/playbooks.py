@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from freezedesk.domain.errors import IllegalTransition
+from freezedesk.domain.errors import IllegalTransition, RoleNotAllowed
 from freezedesk.domain.scopes import Cause
 
 Transitions = Mapping[str, Mapping[str, str]]  # state -> event -> next state
@@ -64,6 +64,24 @@ PLAYBOOKS: dict[Cause, Transitions] = {
 }
 
 TERMINAL_STATES = frozenset({"resolved", "closed"})
+
+#: Staff who work cases; auditors only read.
+CASE_WORKERS = frozenset({"agent", "investigator", "security", "compliance", "admin"})
+#: Decisions reserved to some roles. Reporting to the authorities, closing a reported case and
+#: releasing a regulatory case are the compliance officer's (MLRO's) decisions.
+EVENT_ROLES: dict[str, frozenset[str]] = {
+    "escalate": frozenset({"investigator", "compliance"}),
+    "report": frozenset({"compliance"}),
+    "close": frozenset({"compliance"}),
+    "release": frozenset({"compliance"}),
+    "clear": frozenset({"investigator", "compliance"}),
+    "offboard": frozenset({"compliance", "admin"}),
+    "lift_with_warning": frozenset({"compliance", "admin"}),
+}
+#: Taken by FreezeDesk itself: "resolve" when the last restriction of a case is lifted or expires,
+#: "make_permanent" when a restriction is made permanent. Never by hand, so a case can never read
+#: "resolved" while its restrictions still block the customer.
+SYSTEM_EVENTS = frozenset({"resolve", "make_permanent"})
 INITIAL_STATE = "opened"
 
 
@@ -84,6 +102,20 @@ def next_state(cause: Cause, state: str, event: str) -> str:
             allowed=allowed,
         )
     return table[event]
+
+
+def authorize_event(event: str, role: str | None) -> None:
+    """Raise unless a staff member with ``role`` may take ``event`` by hand."""
+    if event in SYSTEM_EVENTS:
+        raise IllegalTransition(
+            f"{event!r} happens by itself (when the last restriction is lifted, or one is made permanent)",
+            event=event,
+        )
+    allowed = EVENT_ROLES.get(event, CASE_WORKERS)
+    if role not in allowed:
+        raise RoleNotAllowed(
+            f"role {role!r} may not take {event!r}; allowed: {', '.join(sorted(allowed))}", role=role
+        )
 
 
 def all_events(cause: Cause) -> set[str]:

@@ -113,6 +113,13 @@ class Restriction:
         legal_basis: str | None = None,
         note: str | None = None,
     ) -> Restriction:
+        if actor.role is not None and actor.role not in reason.lift.roles | {"compliance"}:
+            # A person may impose what they (or a compliance officer) may lift; auditors never write.
+            raise RoleNotAllowed(
+                f"role {actor.role!r} may not impose {reason.code}; allowed: "
+                + ", ".join(sorted(reason.lift.roles | {"compliance"})),
+                role=actor.role,
+            )
         if expires_at is not None:
             if expires_at.tzinfo is None:
                 raise InvalidExpiry("expires_at must carry a timezone (use UTC, e.g. ...Z)")

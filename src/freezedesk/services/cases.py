@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from freezedesk.domain import inquiry as inquiry_numbers
 from freezedesk.domain.catalogue import Disclosure, ReasonCatalogue
+from freezedesk.domain.playbooks import authorize_event
 from freezedesk.domain.restrictions import Actor, Status
 from freezedesk.domain.scopes import Cause
 from freezedesk.services.views import case_view, iso
@@ -36,6 +37,7 @@ CUSTOMER_STATUS = {
 
 
 def transition(store: Store, case_id: str, event: str, actor: Actor) -> dict[str, Any]:
+    authorize_event(event, actor.role)
     now = utcnow()
     with store.unit_of_work() as uow:
         case = uow.cases.get(case_id, for_update=True)
@@ -73,7 +75,7 @@ def get_inquiry(store: Store, catalogue: ReasonCatalogue, number: str, locale: s
     with store.read() as uow:
         case = uow.cases.by_inquiry(printed)
         restrictions = uow.restrictions.for_case(case.id)
-        timeline = uow.cases.timeline(case.id)
+        events = uow.cases.timeline(case.id)
     items = []
     for r in restrictions:
         reason = catalogue.get(r.reason_code)
@@ -97,15 +99,28 @@ def get_inquiry(store: Store, catalogue: ReasonCatalogue, number: str, locale: s
             item["reason_code"] = r.reason_code
         items.append(item)
     disclosed_cause = case.cause.value if case.cause in (Cause.KYC, Cause.SECURITY, Cause.POLICY) else None
+    in_force = any(r.effective_status(now) in (Status.ACTIVE, Status.PERMANENT) for r in restrictions)
+
+    def customer_status(state: str) -> str:
+        # In the suspicious-activity playbook "closed" is reachable only through a report to the
+        # authorities: the customer sees "in review" while blocked and "resolved" after.
+        if case.cause is Cause.SUSPICIOUS_ACTIVITY and state == "closed":
+            return "in_review" if in_force else "resolved"
+        return CUSTOMER_STATUS.get(state, "in_review")
+
+    # Customers see when their visible status changed, never internal steps (escalation, report):
+    # consecutive entries with the same visible status are one entry.
+    timeline: list[dict[str, Any]] = []
+    for event in events:
+        shown = customer_status(event["to"])
+        if not timeline or timeline[-1]["status"] != shown:
+            timeline.append({"at": iso(event["at"]), "status": shown})
     return {
         "inquiry_number": printed,
-        "status": CUSTOMER_STATUS.get(case.state, "in_review"),
+        "status": customer_status(case.state),
         "cause": disclosed_cause,
         "opened_at": iso(case.opened_at),
         "expected_response_by": iso(case.sla_due_at) if case.is_open else None,
         "restrictions": items,
-        # Customers see when things moved, never the internal step names.
-        "timeline": [
-            {"at": iso(e["at"]), "status": CUSTOMER_STATUS.get(e["to"], "in_review")} for e in timeline
-        ],
+        "timeline": timeline,
     }

@@ -219,6 +219,8 @@ def make_permanent(
                 before, after = case.apply("make_permanent", now)
                 uow.cases.save(case, case_version)
                 uow.cases.record_event(case.id, now, actor.id, "make_permanent", before, after)
+                uow.audit(actor.id, "case.transition", "case", case.id, case.account_id,
+                          {"event": "make_permanent", "from": before, "to": after}, now)
     return view
 
 

@@ -37,6 +37,8 @@ def require(scope: str, staff: bool = False) -> Callable[[Request], Awaitable[Pr
         if scope not in found.scopes:
             raise ApiProblem(403, "insufficient-scope", f"this API key lacks the {scope!r} scope",
                              required_scope=scope)
+        if found.role == "auditor" and scope.endswith(":write"):
+            raise ApiProblem(403, "role-not-allowed", "auditors have read-only access")
         if staff and found.staff_id is None:
             raise ApiProblem(403, "staff-key-required",
                              "this action is taken by a person: use a staff API key (created with --role)")
