@@ -116,7 +116,10 @@ def test_not_this_person_is_remembered_until_the_entry_changes(
 
 def test_confirmed_hit_fully_freezes(loaded: TestClient, staff: Staff) -> None:
     [hit] = onboard(loaded, staff.partner, "acct-3", "Kim Sung Chol", country="KP")["screening_hits"]
-    confirmed = loaded.post(f"/v1/screening/hits/{hit['id']}/confirm", headers=auth(staff.investigator),
+    by_investigator = loaded.post(f"/v1/screening/hits/{hit['id']}/confirm", headers=auth(staff.investigator),
+                                  json={"note": "looks like him"})
+    assert by_investigator.status_code == 403
+    confirmed = loaded.post(f"/v1/screening/hits/{hit['id']}/confirm", headers=auth(staff.compliance),
                             json={"note": "same passport"})
     assert confirmed.status_code == 200 and confirmed.json()["status"] == "confirmed"
     assert not allowed(loaded, staff.partner, "acct-3", "trade")

@@ -32,6 +32,7 @@ from freezedesk.domain.catalogue import ReasonCatalogue
 from freezedesk.domain.errors import DomainError, NotFound, RoleNotAllowed
 from freezedesk.domain.ids import new_id
 from freezedesk.domain.restrictions import Actor, Source, Status
+from freezedesk.domain.scopes import Scope
 from freezedesk.screening.addresses import AddressIndex
 from freezedesk.screening.lists import load_snapshot
 from freezedesk.screening.matcher import Match, NameIndex, Query
@@ -41,7 +42,6 @@ from freezedesk.services.views import iso
 from freezedesk.store.tables import (
     account_identities,
     list_loads,
-    restrictions,
     sanctions_entities,
     screening_hits,
 )
@@ -345,16 +345,20 @@ class ScreeningService:
         return {**_hit_view(hit), "lift": lift}
 
     def confirm_hit(self, hit_id: str, actor: Actor, note: str) -> dict[str, Any]:
-        """A true match: the account is fully frozen under the regulatory playbook."""
-        self._require_role(actor)
+        """A true match: the account is fully frozen under the regulatory playbook. A compliance
+        officer's decision (they alone may impose and lift regulatory restrictions)."""
+        if actor.role != "compliance":
+            raise RoleNotAllowed("confirming a sanctions match is a compliance officer's decision")
         now = utcnow()
         with self.store.unit_of_work() as uow:
             hit = self._hit_for_update(uow, hit_id)
             uow.conn.execute(update(screening_hits).where(screening_hits.c.id == hit_id).values(
                 status="confirmed", decided_by=actor.id, decided_at=now, decision_reason=note))
-            current = uow.conn.execute(select(restrictions.c.scopes).where(
-                restrictions.c.id == hit["restriction_id"])).scalar_one_or_none()
-            if current is None or len(current.split(",")) < 7:
+            # Full freeze unless one is already in force for this reason (the hit's own restriction
+            # may have been a hold, or lifted since).
+            in_force = [r for r in uow.restrictions.for_account(hit["account_id"], [Status.ACTIVE, Status.PERMANENT])
+                        if r.reason_code == REASON and r.is_in_force(now)]
+            if not any(len(r.scopes.scopes) == len(Scope) for r in in_force):
                 restriction_service.freeze_in(
                     uow, self.catalogue, account_id=hit["account_id"], reason_code=REASON, actor=actor,
                     source=Source.SCREENING, scopes=["full_freeze"], legal_basis=hit["entity_id"],

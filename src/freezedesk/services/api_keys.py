@@ -36,6 +36,7 @@ PARTNER_SCOPES: tuple[str, ...] = (
     "reasons:read",
     "screening:read",
     "screening:write",
+    "events:write",
 )
 
 
@@ -133,6 +134,9 @@ class KeyRing:
         self.ttl = ttl
         self._cache: dict[str, tuple[Principal | None, float]] = {}
         self._lock = threading.Lock()
+        # Bumped by every key change: a database read that started before a revocation must not
+        # write its (now stale) answer back into the cache.
+        self._generation = 0
 
     def cached(self, key: str) -> tuple[bool, Principal | None]:
         """``(True, principal-or-None)`` when memory knows the answer, else ``(False, None)``."""
@@ -147,6 +151,7 @@ class KeyRing:
             return principal
         digest = hash_key(key)
         now = time.monotonic()
+        generation = self._generation
         with self.store.read() as uow:
             row = uow.conn.execute(
                 select(api_keys.c.id, api_keys.c.name, api_keys.c.scopes, api_keys.c.staff_id,
@@ -158,6 +163,8 @@ class KeyRing:
         if row is not None and row.revoked_at is None:
             principal = Principal(row.id, row.name, frozenset(row.scopes.split(",")), row.staff_id, row.role)
         with self._lock:
+            if generation != self._generation:
+                return principal  # answered from before a key change: do not cache it
             if len(self._cache) > 10_000:  # unknown keys must not grow memory without bound
                 self._cache.clear()
             self._cache[digest] = (principal, now + self.ttl)
@@ -166,4 +173,5 @@ class KeyRing:
     def on_changes(self, changes: Changes) -> None:
         if changes.entity_types & {"api_key", "staff"}:
             with self._lock:
+                self._generation += 1
                 self._cache.clear()
