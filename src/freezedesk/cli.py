@@ -23,6 +23,8 @@ lists_app = typer.Typer(help="Sanctions lists in the database.", no_args_is_help
 screen_app = typer.Typer(help="Screen names against sanctions lists.", no_args_is_help=True)
 app.add_typer(lists_app, name="lists")
 app.add_typer(screen_app, name="screen")
+events_app = typer.Typer(help="Monitoring events reported by the exchange core.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
 SourceOption = Annotated[list[str], typer.Option("--source", help="KIND:PATH, e.g. ofac-csv:DIR, un-xml:FILE, "
                                                  "ofac-xml:FILE, eu-xml:FILE, uk-xml:FILE, ftm:FILE; repeatable")]
 err = Console(stderr=True)
@@ -228,6 +230,90 @@ def screen_name(
         typer.echo(json.dumps({"entity_id": match.entity_id, "score": round(match.score, 4),
                                "matched_name": match.matched_name, "explanation": match.explanation},
                               ensure_ascii=False))
+
+
+@events_app.command("ingest")
+def events_ingest(
+    file: Annotated[Path, typer.Argument(help="JSON Lines, or one JSON array (auto-detected)")],
+    database_url_: DbOption = None,
+) -> None:
+    """Validate every event of FILE and store the new ones in one transaction.
+
+    Any bad event rejects the whole file: every problem is printed as FILE:LINE: field 'x': message
+    and the exit code is 2. Events already stored are skipped, so re-running a file is harmless.
+    """
+    from freezedesk.monitoring.events import EventValidationError, parse_batch
+    from freezedesk.monitoring.ingest import ingest
+
+    if not file.is_file():
+        raise _fail(f"{file}: file not found")
+    try:
+        batch = parse_batch(file.read_text(encoding="utf-8"), source=str(file))
+    except UnicodeDecodeError as exc:
+        raise _fail(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except EventValidationError as exc:
+        for line in exc.lines():  # every problem, so one pass fixes the file
+            typer.echo(f"error: {line}", err=True)
+        raise typer.Exit(2) from None
+    result = ingest(_store(database_url_), batch, "cli:events-ingest", source=str(file))
+    typer.echo(f"{result.accepted} events stored, {result.duplicates} duplicates skipped, "
+               f"{result.accounts_registered} new accounts")
+
+
+@app.command()
+def synth(
+    accounts: Annotated[int, typer.Option(help="Number of accounts")],
+    days: Annotated[int, typer.Option(help="Number of days (at least 14)")],
+    out: Annotated[Path, typer.Option(help="Events, JSON Lines sorted by time")],
+    labels: Annotated[Path, typer.Option(help="account_id,label CSV (normal, decoy_<kind> or a typology)")],
+    seed: Annotated[int, typer.Option(help="Same seed, same bytes")] = 1,
+    start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD (UTC)")] = "2025-01-01",
+    address_list: Annotated[Path | None, typer.Option(
+        help="Listed addresses, one per line (# comments); default: a few from ../shared/data/sanctions/ofac")] = None,
+) -> None:
+    """Generate synthetic activity with planted typologies and decoys (streamed; no database).
+
+    Also writes the listed addresses it may have used to <labels stem>.addresses.txt.
+    """
+    import time
+    from datetime import date
+
+    from freezedesk.monitoring.synth import (
+        SynthConfig,
+        addresses_path,
+        default_ofac_dir,
+        generate,
+        listed_from_file,
+        listed_from_ofac,
+    )
+    from freezedesk.screening.model import ListFormatError
+
+    try:
+        first_day = date.fromisoformat(start)
+    except ValueError:
+        raise _fail(f"--start {start!r} is not a date YYYY-MM-DD") from None
+    if address_list is not None:
+        if not address_list.is_file():
+            raise _fail(f"{address_list}: file not found")
+        listed = listed_from_file(address_list)
+    else:
+        ofac = default_ofac_dir()
+        if not ofac.is_dir():
+            raise _fail(f"{ofac}: no OFAC list beside the checkout; give --address-list FILE")
+        try:
+            listed = listed_from_ofac(ofac)
+        except ListFormatError as exc:
+            raise _fail(str(exc)) from None
+    try:
+        config = SynthConfig(accounts=accounts, days=days, seed=seed, start=first_day, listed=listed)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    started = time.perf_counter()
+    result = generate(config, out, labels)
+    elapsed = time.perf_counter() - started
+    err.print(f"{result.events} events for {result.accounts} accounts over {days} days → {out} "
+              f"({result.events / elapsed:,.0f} events/s); labels → {labels}; "
+              f"listed addresses → {addresses_path(labels)}", highlight=False)
 
 
 def main() -> None:

@@ -36,6 +36,7 @@ class Settings:
     database_url: str | None = None
     catalogue_path: str | None = None
     max_body_bytes: int = 64 * 1024
+    max_events_body_bytes: int = 4 * 1024 * 1024  # POST /v1/events: up to 5,000 events per call
     webhook_base_delay: float = field(default_factory=lambda: _env_float("FREEZEDESK_WEBHOOK_BASE_DELAY", 2.0))
     follower_interval: float = field(default_factory=lambda: _env_float("FREEZEDESK_FOLLOW_INTERVAL", 0.25))
     expiry_interval: float = field(default_factory=lambda: _env_float("FREEZEDESK_EXPIRY_INTERVAL", 5.0))

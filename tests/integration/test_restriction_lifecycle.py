@@ -154,7 +154,7 @@ def test_permanent_only_for_regulatory_with_disposition(client: TestClient, staf
 def test_playbook_transitions_and_inquiry_view(client: TestClient, staff: Staff) -> None:
     r = freeze(client, staff.partner, "acct-9", reason_code="SUS_PASS_THROUGH")
     case_url = f"/v1/cases/{r['case_id']}/transitions"
-    illegal = client.post(case_url, json={"event": "report"}, headers=auth(staff.investigator))
+    illegal = client.post(case_url, json={"event": "report"}, headers=auth(staff.compliance))
     assert illegal.status_code == 409 and illegal.json()["type"] == "/problems/illegal-transition"
     assert "escalate" in illegal.json()["allowed"]
     for event in ("request_information", "submit", "escalate"):

@@ -31,6 +31,8 @@ def is_sqlite(url: str) -> bool:
 
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     url = database_url(url)
+    # Logged errors must never carry values (webhook secrets, key hashes, customer data).
+    kwargs.setdefault("hide_parameters", True)
     if is_sqlite(url):
         database = make_url(url).database
         if database and database != ":memory:":

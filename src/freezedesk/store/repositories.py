@@ -109,6 +109,22 @@ class AccountRepository:
         )
         return result.first() is not None
 
+    def ensure_many(self, account_ids: Iterable[str], now: datetime) -> int:
+        """Register every account FreezeDesk has not seen, in one statement; how many were new.
+
+        The bulk form of :meth:`ensure` for event ingestion, where one batch may name thousands
+        of accounts and a round trip per account would dominate the cost.
+        """
+        rows = [{"id": account_id, "created_at": now, "locale": "ja"} for account_id in sorted(set(account_ids))]
+        if not rows:
+            return 0
+        dialect_insert = pg_insert if self.conn.dialect.name == "postgresql" else sqlite_insert
+        result = self.conn.execute(
+            dialect_insert(accounts).on_conflict_do_nothing(index_elements=["id"]).returning(accounts.c.id),
+            rows,
+        )
+        return len(result.all())
+
     def lock(self, account_id: str) -> None:
         self.conn.execute(select(accounts.c.id).where(accounts.c.id == account_id).with_for_update())
 

@@ -281,3 +281,23 @@ screening_hits = Table(
     Column("decision_reason", Text),
     Index("ix_screening_hits_pair", "account_id", "entity_id"),
 )
+
+# -- monitoring -----------------------------------------------------------------------------------
+
+# Every event the exchange core reported, once: the primary key makes a replayed event a no-op.
+# ``payload`` is the canonical JSON of the event (monitoring.events.Event.to_json()), so the rule
+# engines and backtests can rebuild the exact event; the other columns exist to be queried.
+events = Table(
+    "events",
+    metadata,
+    Column("event_id", String(128), primary_key=True),
+    Column("account_id", String(128), nullable=False),
+    Column("type", String(20), nullable=False),
+    Column("ts", UTCDateTime(), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("ingested_at", UTCDateTime(), nullable=False),
+    # One account's history in time order is the question every windowed feature asks.
+    Index("ix_events_account_ts", "account_id", "ts"),
+    # A backtest over a period scans by time across all accounts.
+    Index("ix_events_ts", "ts"),
+)

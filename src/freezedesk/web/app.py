@@ -15,6 +15,8 @@ from freezedesk.runtime import Runtime
 from freezedesk.web.api import problems
 from freezedesk.web.api.fastpath import PermissionFastPath
 from freezedesk.web.api.middleware import BodyLimitAndIdempotency
+from freezedesk.web.api.monitoring_routes import EVENTS_PATH
+from freezedesk.web.api.monitoring_routes import router as monitoring_router
 from freezedesk.web.api.ratelimit import RateLimiter
 from freezedesk.web.api.routes import router
 from freezedesk.web.api.screening_routes import router as screening_router
@@ -50,9 +52,11 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     problems.install(app)
     app.include_router(router)
     app.include_router(screening_router)
+    app.include_router(monitoring_router)
     limiter = RateLimiter(rt.settings.write_rate_per_second, rt.settings.write_burst)
-    app.add_middleware(BodyLimitAndIdempotency, store=rt.store, max_body_bytes=rt.settings.max_body_bytes,
-                       limiter=limiter)
+    app.add_middleware(BodyLimitAndIdempotency, store=rt.store, keyring=rt.keyring,
+                       max_body_bytes=rt.settings.max_body_bytes,
+                       limiter=limiter, path_limits={EVENTS_PATH: rt.settings.max_events_body_bytes})
     app.add_middleware(PermissionFastPath, runtime=rt)  # outermost: the hot path skips everything else
 
     @app.get("/healthz", tags=["ops"], include_in_schema=False)

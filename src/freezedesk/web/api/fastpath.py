@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
 
 import anyio
 import orjson
@@ -43,7 +43,7 @@ class PermissionFastPath:
         if match is None:
             await self.app(scope, receive, send)
             return
-        status, body, extra_headers = await self._answer(unquote(match.group(1)), scope)
+        status, body, extra_headers = await self._answer(match.group(1), scope)  # path is already decoded
         headers = (_JSON_HEADERS if status == 200 else [(b"content-type", b"application/problem+json")])
         await send({"type": "http.response.start", "status": status,
                     "headers": [*headers, (b"content-length", str(len(body)).encode()), *extra_headers]})

@@ -7,6 +7,7 @@ pass straight through at no cost.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from freezedesk.services.api_keys import hash_key
+from freezedesk.services.api_keys import KeyRing, Principal
 from freezedesk.store.tables import idempotency_keys
 from freezedesk.store.uow import Store
 from freezedesk.web.api.problems import problem
@@ -31,10 +32,24 @@ def _presented_key(headers: dict[bytes, bytes]) -> str:
 
 
 class BodyLimitAndIdempotency:
-    def __init__(self, app: ASGIApp, store: Store, max_body_bytes: int, limiter: RateLimiter) -> None:
+    """``max_body_bytes`` bounds every body; ``path_limits`` raises (or lowers) it for exact paths.
+
+    The small default keeps a stray or hostile client from making the server buffer megabytes on
+    any endpoint; the few endpoints that take batches (``POST /v1/events``) name a larger limit
+    here, so the allowance is one visible table rather than a check scattered over the routes.
+    """
+
+    #: POSTs that only read: never rate-limited as writes, never stored for replay (a replayed
+    #: permission verdict could predate a freeze committed since).
+    READ_ONLY_POSTS = frozenset({"/v1/permissions/check", "/v1/screening/names"})
+
+    def __init__(self, app: ASGIApp, store: Store, keyring: KeyRing, max_body_bytes: int, limiter: RateLimiter,
+                 path_limits: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.store = store
+        self.keyring = keyring
         self.max_body_bytes = max_body_bytes
+        self.path_limits: dict[str, int] = dict(path_limits or {})
         self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -43,23 +58,27 @@ class BodyLimitAndIdempotency:
             return
         headers = dict(scope["headers"])
         client = scope.get("client") or ("?", 0)
-        presented = _presented_key(headers)
-        wait = self.limiter.allow(hash_key(presented) if presented else f"ip:{client[0]}")
+        # Authenticate first: unknown keys get no bucket of their own (else rotating made-up keys
+        # would bypass the limit) and never reach the idempotency store.
+        principal = await self._authenticate(_presented_key(headers))
+        read_only = scope["path"] in self.READ_ONLY_POSTS
+        wait = 0.0 if read_only else self.limiter.allow(principal.key_id if principal else f"ip:{client[0]}")
         if wait > 0:
             response = problem(429, "rate-limited", f"too many state-changing requests; retry in {wait:.1f} s")
             response.headers["Retry-After"] = str(max(1, round(wait + 0.5)))
             await response(scope, receive, send)
             return
+        limit = self.path_limits.get(scope["path"], self.max_body_bytes)
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._too_large(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._too_large(scope, receive, send, limit)
             return
         body = bytearray()
         while True:
             message = await receive()
             body += message.get("body", b"")
-            if len(body) > self.max_body_bytes:
-                await self._too_large(scope, receive, send)
+            if len(body) > limit:
+                await self._too_large(scope, receive, send, limit)
                 return
             if not message.get("more_body", False):
                 break
@@ -69,14 +88,14 @@ class BodyLimitAndIdempotency:
             return {"type": "http.request", "body": raw, "more_body": False}
 
         idem_key = headers.get(b"idempotency-key", b"").decode("latin-1").strip()
-        if scope["method"] != "POST" or not idem_key:
+        if scope["method"] != "POST" or not idem_key or principal is None or read_only:
             await self.app(scope, replay_body, send)
             return
         if len(idem_key) > 255:
             await problem(422, "validation-error", "Idempotency-Key is longer than 255 characters")(
                 scope, replay_body, send)
             return
-        owner = hash_key(presented)[:40]
+        owner = principal.key_id
         fingerprint = hashlib.sha256(
             scope["method"].encode() + b" " + scope["path"].encode() + b"?"
             + scope.get("query_string", b"") + b"\n" + raw
@@ -113,9 +132,16 @@ class BodyLimitAndIdempotency:
                 self._finish, owner, idem_key, captured["status"], bytes(captured["body"])
             )
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem(413, "payload-too-large",
-                           f"request bodies are limited to {self.max_body_bytes} bytes")
+    async def _authenticate(self, key: str) -> Principal | None:
+        if not key:
+            return None
+        known, principal = self.keyring.cached(key)
+        if not known:
+            principal = await anyio.to_thread.run_sync(self.keyring.authenticate, key)
+        return principal
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        response = problem(413, "payload-too-large", f"request bodies to {scope['path']} are limited to {limit} bytes")
         await response(scope, receive, send)
 
     def _claim(self, owner: str, key: str, scope: Scope, fingerprint: str) -> tuple[bool, dict[str, Any] | None]:
@@ -134,7 +160,7 @@ class BodyLimitAndIdempotency:
     def _finish(self, owner: str, key: str, status: int, body: bytes) -> None:
         where = (idempotency_keys.c.api_key_id == owner) & (idempotency_keys.c.key == key)
         with self.store.unit_of_work() as uow:
-            if status >= 500:  # nothing was changed: let the client retry with the same key
+            if status >= 500 or status in (409, 429):  # transient: let the client retry with the same key
                 uow.conn.execute(delete(idempotency_keys).where(where))
             else:
                 uow.conn.execute(update(idempotency_keys).where(where).values(
