@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from freezedesk.domain.catalogue import ReasonCatalogue
+from freezedesk.monitoring.live import Monitor
 from freezedesk.notify.webhooks import WebhookDispatcher
 from freezedesk.reference import load_catalogue
 from freezedesk.screening.service import ScreeningService
@@ -43,6 +44,12 @@ class Settings:
     write_rate_per_second: float = field(default_factory=lambda: _env_float("FREEZEDESK_WRITE_RATE", 50.0))
     write_burst: int = 200
     background: bool = True
+    #: Monitoring: the rule pack (None: FREEZEDESK_RULES or the shipped standard pack), the listed
+    #: address file (None: FREEZEDESK_ADDRESS_LIST or none) and how many days of stored events
+    #: rebuild the engine at start-up (None: FREEZEDESK_MONITOR_LOOKBACK_DAYS or all history).
+    rules_path: str | None = None
+    address_list_path: str | None = None
+    monitor_lookback_days: float | None = None
 
 
 class _Periodic:
@@ -81,6 +88,10 @@ class Runtime:
         self.store.on_change(self.view.refresh)
         self.screening = ScreeningService(self.store, self.catalogue)
         self.follower.subscribe(self._on_list_change)
+        # Events posted to the API are evaluated in-process (monitoring.live); built here so a bad
+        # rule pack stops start-up, warmed in start() once the sanctions lists are loaded.
+        self.monitor = Monitor.from_env(self.store, self.catalogue, self.settings.rules_path,
+                                        self.settings.address_list_path, self.settings.monitor_lookback_days)
         self.dispatcher = WebhookDispatcher(self.store, base_delay=self.settings.webhook_base_delay)
         self._expiry = _Periodic("freezedesk-housekeeping", self.settings.expiry_interval, self.housekeeping)
         self._started = False
@@ -99,6 +110,8 @@ class Runtime:
     def start(self) -> None:
         self.view.warm()
         self.screening.reload()
+        # Rebuild window state from stored events before serving, so a restart loses nothing.
+        self.monitor.warm(self.screening.listed_addresses())
         if self.settings.background:
             self.follower.start()
             self.dispatcher.start()

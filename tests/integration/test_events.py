@@ -49,10 +49,10 @@ def test_api_accepts_a_batch_and_counts_duplicates(client: TestClient, staff: St
     body = {"events": one_of_each()}
     response = client.post("/v1/events", json=body, headers=auth(staff.partner))
     assert response.status_code == 200, response.text
-    assert response.json() == {"accepted": len(VALID), "duplicates": 0}
+    assert response.json() == {"accepted": len(VALID), "duplicates": 0, "alerts": []}
     mixed = {"events": [*one_of_each()[:2], event("login", "ev-new")]}
     assert client.post("/v1/events", json=mixed, headers=auth(staff.partner)).json() == {
-        "accepted": 1, "duplicates": 2}
+        "accepted": 1, "duplicates": 2, "alerts": []}
     assert counts(store)["events"] == len(VALID) + 1
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from freezedesk.domain.ids import new_id
 from freezedesk.monitoring.events import Event
 from freezedesk.store.tables import events as events_table
-from freezedesk.store.uow import Store, utcnow
+from freezedesk.store.uow import Store, UnitOfWork, utcnow
 
 #: Rows per INSERT statement: well under SQLite's 32,766 bound parameters (6 columns a row).
 CHUNK = 1000
@@ -47,27 +47,41 @@ def ingest(store: Store, batch: Sequence[Event], actor: str, source: str, now: d
 
     A replay that adds nothing writes nothing — not even an audit entry, since no state changed.
     """
+    with store.unit_of_work() as uow:
+        result, _stored = ingest_in(uow, batch, actor, source, now)
+    return result
+
+
+def ingest_in(uow: UnitOfWork, batch: Sequence[Event], actor: str, source: str, now: datetime | None = None
+              ) -> tuple[IngestResult, frozenset[str]]:
+    """:func:`ingest` inside a unit of work the caller owns; also returns the ids stored by this call.
+
+    The ids are what a caller evaluates next: the live monitor runs exactly the events this call
+    wrote through the rules, in the same transaction, so an event is counted by the engine if and
+    only if it is stored — a duplicate (already counted when it was first stored) is never
+    counted twice.
+    """
     at = now or utcnow()
     rows = [
         {"event_id": e.event_id, "account_id": e.account_id, "type": e.type.value, "ts": e.ts,
          "payload": json.dumps(e.to_json(), separators=(",", ":"), ensure_ascii=False), "ingested_at": at}
         for e in batch
     ]
-    with store.unit_of_work() as uow:
-        dialect_insert = pg_insert if uow.conn.dialect.name == "postgresql" else sqlite_insert
-        statement = (dialect_insert(events_table)
-                     .on_conflict_do_nothing(index_elements=["event_id"])
-                     .returning(events_table.c.event_id, events_table.c.account_id))
-        stored: list[tuple[str, str]] = []
-        for start in range(0, len(rows), CHUNK):
-            stored.extend((r.event_id, r.account_id) for r in uow.conn.execute(statement, rows[start:start + CHUNK]))
-        if not stored:
-            return IngestResult(None, 0, len(rows), 0)
-        registered = uow.accounts.ensure_many({account for _, account in stored}, at)
-        batch_id = new_id("evb")
-        uow.audit(actor, "events.ingested", "event_batch", batch_id, None, {
-            "source": source, "received": len(rows), "accepted": len(stored),
-            "duplicates": len(rows) - len(stored), "accounts_registered": registered,
-            "first_ts": min(e.ts for e in batch).isoformat(), "last_ts": max(e.ts for e in batch).isoformat(),
-        }, at)
-    return IngestResult(batch_id, len(stored), len(rows) - len(stored), registered)
+    dialect_insert = pg_insert if uow.conn.dialect.name == "postgresql" else sqlite_insert
+    statement = (dialect_insert(events_table)
+                 .on_conflict_do_nothing(index_elements=["event_id"])
+                 .returning(events_table.c.event_id, events_table.c.account_id))
+    stored: list[tuple[str, str]] = []
+    for start in range(0, len(rows), CHUNK):
+        stored.extend((r.event_id, r.account_id) for r in uow.conn.execute(statement, rows[start:start + CHUNK]))
+    if not stored:
+        return IngestResult(None, 0, len(rows), 0), frozenset()
+    registered = uow.accounts.ensure_many({account for _, account in stored}, at)
+    batch_id = new_id("evb")
+    uow.audit(actor, "events.ingested", "event_batch", batch_id, None, {
+        "source": source, "received": len(rows), "accepted": len(stored),
+        "duplicates": len(rows) - len(stored), "accounts_registered": registered,
+        "first_ts": min(e.ts for e in batch).isoformat(), "last_ts": max(e.ts for e in batch).isoformat(),
+    }, at)
+    return (IngestResult(batch_id, len(stored), len(rows) - len(stored), registered),
+            frozenset(event_id for event_id, _ in stored))

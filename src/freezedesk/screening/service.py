@@ -150,6 +150,17 @@ class ScreeningService:
     def loaded(self) -> bool:
         return self._indexes is not None
 
+    def listed_addresses(self) -> frozenset[str]:
+        """The text of every digital-currency address on the loaded lists, as the lists print it.
+
+        For consumers that match exactly (the monitoring rules' ``listed``); lookups that must
+        tolerate case and formatting go through :meth:`lookup_addresses`.
+        """
+        indexes = self._indexes
+        if indexes is None:
+            return frozenset()
+        return frozenset(a.address for e in indexes.snapshot.entities.values() for a in e.addresses)
+
     # -- pure lookups ----------------------------------------------------------------------------
     def search_names(self, query: Query, threshold: float | None = None, limit: int = 10) -> list[Match]:
         return self._require().names.search(query, threshold=threshold or self.thresholds.review, limit=limit)

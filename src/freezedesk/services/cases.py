@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
 from freezedesk.domain import inquiry as inquiry_numbers
-from freezedesk.domain.catalogue import Disclosure, ReasonCatalogue
+from freezedesk.domain.cases import Case
+from freezedesk.domain.catalogue import Disclosure, ReasonCatalogue, ReasonCode
 from freezedesk.domain.playbooks import authorize_event
 from freezedesk.domain.restrictions import Actor, Status
 from freezedesk.domain.scopes import Cause
 from freezedesk.services.views import case_view, iso
-from freezedesk.store.tables import screening_hits
-from freezedesk.store.uow import Store, utcnow
+from freezedesk.store.tables import events, monitoring_alerts, screening_hits
+from freezedesk.store.uow import Store, UnitOfWork, utcnow
 
 #: What a customer sees of the internal case state. Escalation and reporting are never shown
 #: (tipping-off): they read as "in review" like any other review.
@@ -36,6 +38,33 @@ CUSTOMER_STATUS = {
 }
 
 
+def open_or_attach_case(
+    uow: UnitOfWork, account_id: str, reason: ReasonCode, actor: Actor, now: datetime,
+) -> tuple[Case, bool]:
+    """The account's open case for ``reason``'s cause, or a new one; ``(case, opened)``.
+
+    The one place where "which case does this belong to?" is decided, for restrictions
+    (:func:`freezedesk.services.restrictions.freeze_in`) and for evidence that restricts nothing
+    (a monitoring alert whose rule only alerts). It registers the account if FreezeDesk has not
+    seen it, then locks the account row for the rest of the caller's unit of work: two freezes or
+    alerts of one account at the same instant serialise here and find the same case instead of
+    opening twins. A new case gets its own inquiry number and the reason's SLA, and its opening
+    is audited in the caller's transaction.
+    """
+    if uow.accounts.ensure(account_id, now):
+        uow.audit(actor.id, "account.registered", "account", account_id, account_id, {}, now)
+    uow.accounts.lock(account_id)
+    case = uow.cases.open_for(account_id, reason.cause, for_update=True)
+    if case is not None:
+        return case, False
+    case = Case.open(account_id, reason.cause, reason.sla_hours, now)
+    uow.cases.add(case)
+    uow.cases.record_event(case.id, now, actor.id, "open", None, case.state)
+    uow.audit(actor.id, "case.opened", "case", case.id, account_id,
+              {"cause": case.cause.value, "inquiry_number": case.inquiry_number}, now)
+    return case, True
+
+
 def transition(store: Store, case_id: str, event: str, actor: Actor) -> dict[str, Any]:
     authorize_event(event, actor.role)
     now = utcnow()
@@ -51,19 +80,44 @@ def transition(store: Store, case_id: str, event: str, actor: Actor) -> dict[str
 
 
 def get_case(store: Store, case_id: str) -> dict[str, Any]:
-    """The staff view: state, timeline and evidence (screening hits with their explanations)."""
+    """The staff view: state, timeline and evidence.
+
+    Evidence is what put the case on someone's desk: screening hits with their explanations, and
+    monitoring alerts with the events that fired them (each alert lists its ``event_ids`` and
+    carries the stored events themselves, so an investigator sees the transactions without a
+    second query).
+    """
     with store.read() as uow:
         case = uow.cases.get(case_id)
         hits = uow.conn.execute(
             select(screening_hits).where(screening_hits.c.case_id == case_id).order_by(screening_hits.c.created_at)
         ).all()
+        alerts = uow.conn.execute(
+            select(monitoring_alerts).where(monitoring_alerts.c.case_id == case_id)
+            .order_by(monitoring_alerts.c.ts, monitoring_alerts.c.id)
+        ).all()
+        alert_event_ids = {eid: None for a in alerts for eid in json.loads(a.event_ids)}
+        payloads: dict[str, Any] = {}
+        wanted = list(alert_event_ids)
+        for start in range(0, len(wanted), 500):
+            payloads.update(
+                (r.event_id, json.loads(r.payload)) for r in uow.conn.execute(
+                    select(events.c.event_id, events.c.payload).where(events.c.event_id.in_(wanted[start:start + 500])))
+            )
         view = case_view(case, uow.cases.timeline(case.id))
     view["evidence"] = {
         "screening_hits": [
             {"id": h.id, "entity_id": h.entity_id, "kind": h.kind, "score": h.score, "status": h.status,
              "query": json.loads(h.query), "explanation": json.loads(h.explanation), "at": iso(h.created_at)}
             for h in hits
-        ]
+        ],
+        "monitoring_alerts": [
+            {"id": a.id, "rule_id": a.rule_id, "reason_code": a.reason_code, "action": a.action,
+             "ts": iso(a.ts), "event_ids": json.loads(a.event_ids), "restriction_id": a.restriction_id,
+             "at": iso(a.created_at),
+             "events": [payloads[e] for e in json.loads(a.event_ids) if e in payloads]}
+            for a in alerts
+        ],
     }
     return view
 

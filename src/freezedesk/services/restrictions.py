@@ -19,6 +19,7 @@ from freezedesk.domain.restrictions import (
     Status,
 )
 from freezedesk.domain.scopes import resolve_scopes
+from freezedesk.services import cases as case_service
 from freezedesk.services.views import restriction_view
 from freezedesk.store.uow import Store, UnitOfWork, utcnow
 
@@ -83,24 +84,7 @@ def freeze_in(
         legal_basis=legal_basis,
         note=note,
     )
-    if uow.accounts.ensure(account_id, now):
-        uow.audit(actor.id, "account.registered", "account", account_id, account_id, {}, now)
-    uow.accounts.lock(account_id)  # one freeze per account at a time: no twin cases
-    case = uow.cases.open_for(account_id, reason.cause, for_update=True)
-    case_opened = case is None
-    if case is None:
-        case = Case.open(account_id, reason.cause, reason.sla_hours, now)
-        uow.cases.add(case)
-        uow.cases.record_event(case.id, now, actor.id, "open", None, case.state)
-        uow.audit(
-            actor.id,
-            "case.opened",
-            "case",
-            case.id,
-            account_id,
-            {"cause": case.cause.value, "inquiry_number": case.inquiry_number},
-            now,
-        )
+    case, case_opened = case_service.open_or_attach_case(uow, account_id, reason, actor, now)
     restriction.case_id = case.id
     case.restriction_ids.append(restriction.id)
     uow.restrictions.add(restriction)

@@ -301,3 +301,24 @@ events = Table(
     # A backtest over a period scans by time across all accounts.
     Index("ix_events_ts", "ts"),
 )
+
+# One row per alert a monitoring rule raised and FreezeDesk acted on. The unique key is the
+# alert's identity — account, rule and the time of the event that fired it — so applying the same
+# alert twice (a replayed batch, a worker redelivery after a crash) records and restricts once.
+monitoring_alerts = Table(
+    "monitoring_alerts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("account_id", String(128), ForeignKey("accounts.id"), nullable=False),
+    Column("rule_id", String(64), nullable=False),
+    Column("reason_code", String(64), nullable=False),
+    Column("action", String(8), nullable=False),  # alert | hold | freeze (the rule's, as configured)
+    Column("ts", UTCDateTime(), nullable=False),  # the firing event's time
+    Column("event_ids", Text, nullable=False),  # JSON array: the trigger and the events behind it
+    Column("case_id", String(40), ForeignKey("cases.id"), nullable=False, index=True),
+    # The restriction this alert created — or, when one from the same rule was already in force,
+    # NULL: the alert is evidence on that restriction's case, it does not restrict twice.
+    Column("restriction_id", String(40), ForeignKey("restrictions.id")),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("account_id", "rule_id", "ts", name="uq_monitoring_alerts_account_rule_ts"),
+)

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends
 from pydantic import Field
 
 from freezedesk.monitoring.events import validate_values
-from freezedesk.monitoring.ingest import ingest
 from freezedesk.services.api_keys import Principal
 from freezedesk.web.api.auth import require
 from freezedesk.web.api.routes import RuntimeDep
@@ -35,12 +34,16 @@ class EventsRequest(Body):
 def post_events(
     body: EventsRequest, rt: RuntimeDep, who: Annotated[Principal, Depends(require("events:write"))],
 ) -> dict[str, Any]:
-    """Validate every event; store the new ones in one transaction; skip ids already stored.
+    """Validate every event; store the new ones and evaluate them against the rules — one transaction.
 
     A batch with any invalid event is rejected with 422 ``invalid-events`` whose ``errors`` name
     every problem as ``{index, field, message}``; nothing is stored. Sending the same batch again
-    stores nothing and reports every event as a duplicate.
+    stores nothing, reports every event as a duplicate and raises no alert.
+
+    The new events run through the monitoring rules (in time order) before the response returns;
+    ``alerts`` lists what they fired, each with its case, inquiry number and — for ``hold`` and
+    ``freeze`` rules — the restriction now in force, which the next permission check enforces.
     """
     batch = validate_values(enumerate(body.events), source="events", position="index")
-    result = ingest(rt.store, batch, who.actor.id, source=f"api:{who.key_id}")
-    return {"accepted": result.accepted, "duplicates": result.duplicates}
+    done = rt.monitor.submit(batch, who.actor.id, source=f"api:{who.key_id}")
+    return {"accepted": done.ingest.accepted, "duplicates": done.ingest.duplicates, "alerts": done.alerts}
