@@ -47,6 +47,9 @@ bench: $(VENV)/.bench-installed
 	$(PY) bench/bench_http.py
 	$(PY) bench/bench_lists.py
 	$(PY) bench/screening_eval.py
+	$(PY) bench/bench_synth.py
+	$(PY) bench/bench_monitoring.py
+	$(PY) bench/bench_enforcement.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -70,7 +70,8 @@ def main() -> None:
             start = time.perf_counter()
             response = client.post("/v1/events", json={"events": [event]}, headers=headers)
             after_post = time.perf_counter()
-            assert response.status_code == 200 and response.json()["alerts"], response.text
+            if response.status_code != 200 or not response.json()["alerts"]:
+                raise SystemExit(f"the triggering event raised no alert: {response.text}")
             checks = 0
             while True:
                 checks += 1

@@ -316,6 +316,208 @@ def synth(
               f"listed addresses → {addresses_path(labels)}", highlight=False)
 
 
+@app.command()
+def backtest(
+    events: Annotated[Path, typer.Option(help="Events, JSON Lines (e.g. from freezedesk synth)")],
+    out: Annotated[Path, typer.Option(help="Alerts, JSON Lines {account_id, rule_id, reason_code, ts, event_ids}")],
+    rules: Annotated[Path | None, typer.Option(help="Rule pack YAML; default: the standard pack")] = None,
+    address_list: Annotated[Path | None, typer.Option(help="Listed addresses, one per line (# comments)")] = None,
+    labels: Annotated[Path | None, typer.Option(
+        help="account_id,label CSV: adds precision/recall per rule (see monitoring.rules.scoring)")] = None,
+    engine: Annotated[str, typer.Option(help="batch (DuckDB) or stream (the live engine); same alerts")] = "batch",
+) -> None:
+    """Run a rule pack over a file of past events: what would each rule have raised?
+
+    Writes the alerts to --out (atomically: a failed run leaves no partial file), shows a progress
+    bar on stderr and prints a summary per rule. Any bad input (missing file, malformed rule,
+    bad event line) is reported with its file, line and field, and the exit code is 2.
+    """
+    import os
+    import tempfile
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from freezedesk.monitoring.events import EventValidationError
+    from freezedesk.monitoring.rules import RuleError, load_pack
+    from freezedesk.monitoring.rules import backtest as run_backtest
+    from freezedesk.monitoring.rules.scoring import LabelsError, load_labels, percent, score
+
+    if engine not in ("batch", "stream"):
+        raise _fail(f"--engine {engine!r} must be batch or stream")
+    for given in (events, rules, address_list, labels):
+        if given is not None and not given.is_file():
+            raise _fail(f"{given}: file not found")
+    try:
+        pack = load_pack(rules)
+        truth = load_labels(labels) if labels is not None else None
+    except (RuleError, LabelsError) as exc:
+        raise _fail(str(exc)) from None
+    except UnicodeDecodeError as exc:
+        raise _fail(f"{rules or labels}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    started = time.perf_counter()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    alerts = []
+    try:
+        # stream: events processed; batch: DuckDB stages (validate, features, detect, evidence)
+        unit = "events" if engine == "stream" else "stages"
+        with Progress(TextColumn(f"[bold]backtest[/] {engine} ({unit})"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=err, transient=True) as bar:
+            task = bar.add_task(engine, total=None)
+            alerts = list(run_backtest(events, pack, address_list, engine,  # type: ignore[arg-type]
+                                       progress=lambda done, total: bar.update(task, completed=done, total=total)))
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.writelines(a.to_line() + "\n" for a in alerts)
+        os.replace(tmp_name, out)
+    except EventValidationError as exc:
+        Path(tmp_name).unlink(missing_ok=True)
+        for line in exc.lines()[:50]:
+            typer.echo(f"error: {line}", err=True)
+        if len(exc.problems) > 50:
+            typer.echo(f"error: ... and {len(exc.problems) - 50} more problems", err=True)
+        raise typer.Exit(2) from None
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    elapsed = time.perf_counter() - started
+    table = Table(title=f"{pack.name} pack on {events} ({engine}, {elapsed:.1f} s)")
+    for column in ("rule", "alerts", "accounts", *(("precision", "recall") if truth is not None else ())):
+        table.add_column(column, justify="left" if column == "rule" else "right")
+    for s in score(pack, alerts, truth):
+        extra = (percent(s.precision), percent(s.recall)) if truth is not None else ()
+        table.add_row(s.rule_id, str(s.alerts), str(s.accounts), *extra)
+    Console(width=120).print(table)
+    err.print(f"{len(alerts)} alerts → {out}", highlight=False)
+
+
+NatsOption = Annotated[str, typer.Option("--nats", help="NATS server URL, e.g. nats://127.0.0.1:4222")]
+StreamOption = Annotated[str, typer.Option(help="JetStream stream name")]
+SubjectPrefixOption = Annotated[str, typer.Option(help="Subjects are PREFIX.<partition>")]
+PartitionsOption = Annotated[int, typer.Option(help="Partitions (same for publishers and workers; ≥ workers)")]
+
+
+@events_app.command("publish")
+def events_publish(
+    file: Annotated[Path, typer.Argument(help="JSON Lines, or one JSON array, in time order")],
+    nats_url: NatsOption,
+    stream: StreamOption = "FREEZEDESK_EVENTS",
+    subject_prefix: SubjectPrefixOption = "freezedesk.events",
+    partitions: PartitionsOption = 16,
+) -> None:
+    """Validate FILE and publish each event to the JetStream stream, partitioned by account.
+
+    The stream is created if missing. Events already in the stream's duplicate window (same
+    event_id) are dropped by JetStream, so re-publishing a file is harmless. Any bad event rejects
+    the whole file before anything is published (exit code 2).
+    """
+    import asyncio
+
+    import nats
+
+    from freezedesk.monitoring.events import EventValidationError, parse_batch
+    from freezedesk.monitoring.jetstream import StreamLayout, ensure_stream, publish_events
+
+    if not file.is_file():
+        raise _fail(f"{file}: file not found")
+    try:
+        batch = parse_batch(file.read_text(encoding="utf-8"), source=str(file))
+        layout = StreamLayout(stream, subject_prefix, partitions)
+    except UnicodeDecodeError as exc:
+        raise _fail(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except EventValidationError as exc:
+        for line in exc.lines():
+            typer.echo(f"error: {line}", err=True)
+        raise typer.Exit(2) from None
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+
+    async def publish() -> tuple[int, int]:
+        nc = await asyncio.wait_for(nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=0), 15)
+        try:
+            js = nc.jetstream()
+            await ensure_stream(js, layout)
+            result = await publish_events(js, layout, batch)
+            return result.published, result.duplicates
+        finally:
+            await nc.close()
+
+    try:
+        published, duplicates = asyncio.run(publish())
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise _fail(f"{nats_url}: {exc}") from None
+    typer.echo(f"{published} events published to {stream}, {duplicates} duplicates dropped")
+
+
+@app.command()
+def monitor(
+    nats_url: NatsOption,
+    state_dir: Annotated[Path, typer.Option(help="Snapshots, alert files and status (persistent, private)")],
+    worker: Annotated[int, typer.Option(help="This worker's index, 0-based")] = 0,
+    workers: Annotated[int, typer.Option(help="Number of workers splitting the partitions")] = 1,
+    stream: StreamOption = "FREEZEDESK_EVENTS",
+    subject_prefix: SubjectPrefixOption = "freezedesk.events",
+    partitions: PartitionsOption = 16,
+    rules: Annotated[Path | None, typer.Option(help="Rule pack YAML; default: the standard pack")] = None,
+    address_list: Annotated[Path | None, typer.Option(help="Listed addresses, one per line (# comments)")] = None,
+    apply: Annotated[bool, typer.Option(
+        help="Also apply alerts to the database (case evidence, holds, freezes) at --database-url")] = False,
+    database_url_: DbOption = None,
+    batch: Annotated[int, typer.Option(help="Messages per fetch")] = 256,
+    snapshot_every: Annotated[int, typer.Option(help="Snapshot a partition after this many events")] = 10_000,
+    snapshot_seconds: Annotated[float, typer.Option(help="... or after this many seconds")] = 30.0,
+    halt_after_alerts: Annotated[int | None, typer.Option(hidden=True, help="Fault injection for tests")] = None,
+) -> None:
+    """Consume the event stream from NATS JetStream and raise alerts — one worker of --workers.
+
+    Worker I owns the partitions p with p % WORKERS == I. Alerts go to STATE_DIR/alerts/*.jsonl
+    (one file per partition, the backtest format) and, with --apply, to the database. State is
+    snapshotted to STATE_DIR and rebuilt from the stream on restart: no event is lost or counted
+    twice, and no alert is written twice. Stop with SIGTERM or Ctrl-C (a final snapshot is taken).
+    """
+    from freezedesk.monitoring.jetstream import StreamLayout
+    from freezedesk.monitoring.rules import RuleError, load_address_list, load_pack
+    from freezedesk.monitoring.worker import (
+        AlertSink,
+        DatabaseAlertSink,
+        JsonlAlertSink,
+        StreamMismatchError,
+        TeeAlertSink,
+        WorkerConfig,
+        run_worker,
+    )
+
+    for given in (rules, address_list):
+        if given is not None and not given.is_file():
+            raise _fail(f"{given}: file not found")
+    try:
+        config = WorkerConfig(nats_url, worker, workers, state_dir, StreamLayout(stream, subject_prefix, partitions),
+                              batch=batch, snapshot_every=snapshot_every, snapshot_seconds=snapshot_seconds,
+                              halt_after_alerts=halt_after_alerts)
+        if apply:
+            from freezedesk.reference import load_catalogue
+
+            catalogue = load_catalogue()
+            pack = load_pack(rules, known_reasons=frozenset(reason.code for reason in catalogue))
+        else:
+            pack = load_pack(rules)
+        listed = load_address_list(address_list)
+    except (RuleError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    alerts_dir = state_dir / "alerts"
+    database = DatabaseAlertSink(_store(database_url_), catalogue, pack) if apply else None
+
+    def sinks(partition: int) -> AlertSink:
+        local = JsonlAlertSink(alerts_dir / f"partition-{partition:04d}.jsonl")
+        return local if database is None else TeeAlertSink(database, local)
+
+    try:
+        run_worker(config, pack, listed, sinks, log=lambda line: err.print(line, highlight=False))
+    except (StreamMismatchError, RuntimeError, OSError, TimeoutError) as exc:
+        raise _fail(str(exc) or type(exc).__name__) from None
+
+
 def main() -> None:
     try:
         app()

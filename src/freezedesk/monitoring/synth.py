@@ -382,11 +382,19 @@ class Generator:
         btc, eth, usdt = ASSETS
         if label == Typology.RAPID_VOLUME:
             d.login(acct.id, t, acct.ip, acct.home, acct.device)
-            d.money(acct.id, t + 120, "deposit", usdt, _cents(_lognormal(rng, 40_000, 0.3)), _crypto_address(rng, usdt))
+            cents = _cents(_lognormal(rng, 80_000, 0.3))
+            d.money(acct.id, t + 120, "deposit", usdt, cents, _crypto_address(rng, usdt))
             for _ in range(rng.randrange(40, 100)):
                 t += rng.randrange(20, 120)
                 d.trade(acct.id, t, rng.choice((btc, eth)), _cents(_lognormal(rng, 3000, 0.5)),
                         rng.choice(("buy", "sell")))
+            # ... then the money leaves again within hours, in several withdrawals to its usual
+            # addresses: far above the account's own normal outflow (the high_volume rule).
+            parts = rng.randrange(3, 7)
+            for _ in range(parts):
+                t += rng.randrange(300, 3600)
+                asset, address = rng.choice(acct.addresses)
+                d.money(acct.id, t, "withdrawal", asset, cents * rng.randrange(85, 99) // (100 * parts), address)
         elif label == Typology.STRUCTURING:
             for _ in range(rng.randrange(4, 8)):  # several deposits each just under 10,000 USD, within hours
                 t += rng.randrange(600, 3 * 3600)

@@ -46,9 +46,25 @@ def compile_sql(pack: Pack, events_relation: str = "raw") -> tuple[str, str]:
         zero = {"str": "''", "bool": "FALSE"}.get(ref.kind, "0")
         return f"COALESCE({ref.name}, {zero})"
 
+    # Exact money costs a DECIMAL(38,8) parse per value (the dearest step of the whole query), so
+    # only the money attributes the pack reads are parsed; the others become typed NULLs.
+    used: set[str] = set()
+    for f in feats:
+        used.update(c.attr.name for c in f.where)
+        if f.of is not None:
+            used.add(f.of.name)
+
+    def note(ref: Ref) -> str:
+        used.add(ref.name)
+        return "x"
+
+    for r in pack.rules:
+        render.expression(r.when, "sql", note)
     typed = []
     for name, kind in ATTRIBUTES.items():
-        if kind == "money":
+        if kind == "money" and name not in used:
+            typed.append(f"NULL::HUGEINT AS {name}")
+        elif kind == "money":
             typed.append(f"CAST(CAST({name} AS DECIMAL(38,{MONEY_SCALE})) * {10 ** MONEY_SCALE} AS HUGEINT) AS {name}")
         elif name != "type":
             typed.append(name)

@@ -15,7 +15,9 @@ Alert semantics (shared with the SQL backtest, proven equal by the parity test):
 
 from __future__ import annotations
 
+import hashlib
 import json
+import pickle
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from freezedesk.monitoring.events import Event, format_ts
-from freezedesk.monitoring.rules.compile_python import compile_python
+from freezedesk.monitoring.rules.compile_python import HEADER, compile_python
 from freezedesk.monitoring.rules.features import MONEY_SCALE
 from freezedesk.monitoring.rules.language import Pack
 
@@ -205,3 +207,55 @@ class StreamEngine:
             return []
         return [Alert(event.account_id, rule_id, reason, _EPOCH + timedelta(milliseconds=ts), ids)
                 for rule_id, reason, ts, ids in fired]
+
+    # -- snapshots (added for the NATS worker, monitoring/worker.py) ------------------------------
+
+    #: Bumped whenever the *shape* of a snapshot changes (not the pack: that is the fingerprint).
+    SNAPSHOT_VERSION = 1
+
+    def fingerprint(self) -> str:
+        """A hash of the generated code: two engines with equal fingerprints lay out state identically.
+
+        State is a list of positional slots whose meaning is fixed by the compiled pack, so a
+        snapshot is only meaningful to an engine compiled from the same pack (same rules, same
+        parameters, same compiler). :meth:`restore` refuses anything else rather than misreading it.
+        """
+        return hashlib.blake2b(self.source.encode(), digest_size=16).hexdigest()
+
+    def snapshot(self) -> bytes:
+        """All per-account state as bytes, for :meth:`restore` in a later process.
+
+        The format is :mod:`pickle` of plain containers (lists, tuples, deques, sets, dicts of ints
+        and strings): it is **trusted local state** — written by this process to its own state
+        directory and read back by the same deployment. Never restore bytes from anyone else:
+        unpickling runs code. A ``since`` slot links each match to the one before it
+        (``(ts, k, eid, previous)``); only the newest link is ever read again (``previous`` matters
+        only while the event that set it is being processed), so the chain is cut to one level
+        here — otherwise it grows with every match and deep chains overflow pickle's recursion.
+        """
+        since = [HEADER + i for i, f in enumerate(self.pack.features()) if f.kind == "since"]
+        states: dict[str, list[Any]] = {}
+        for acct, st in self.states.items():
+            if since:
+                st = list(st)
+                for s in since:
+                    link = st[s]
+                    if link is not None and link[3] is not None:
+                        st[s] = (link[0], link[1], link[2], None)
+            states[acct] = st
+        return pickle.dumps((self.SNAPSHOT_VERSION, self.fingerprint(), states), protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, data: bytes) -> None:
+        """Replace all state with a :meth:`snapshot` (trusted bytes only: see there).
+
+        Raises ``ValueError`` if the snapshot was taken by a different snapshot format or pack.
+        The generated code holds a reference to ``self.states``, so the dict is refilled in place.
+        """
+        version, fingerprint, states = pickle.loads(data)  # noqa: S301 (trusted local state, see snapshot())
+        if version != self.SNAPSHOT_VERSION:
+            raise ValueError(f"engine snapshot format {version} is not {self.SNAPSHOT_VERSION}")
+        if fingerprint != self.fingerprint():
+            raise ValueError("engine snapshot was taken with a different rule pack "
+                             f"({fingerprint} vs {self.fingerprint()}); rebuild the state from the stream")
+        self.states.clear()
+        self.states.update(states)

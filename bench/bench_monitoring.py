@@ -1,0 +1,127 @@
+"""Transaction monitoring figures: stream speed, backtest speed, state size, recall per rule.
+
+Run from the project root:  .venv/bin/python bench/bench_monitoring.py [--accounts 2400 --days 280]
+
+The synthetic file is generated once into /tmp/freezedesk-bench-monitoring (280 days so that the
+180-day dormancy rule has something to find) and reused by later runs. Prints figures beside the
+targets of issue 4; never asserts.
+
+* stream engine alone: events pre-parsed into Event objects, then ``StreamEngine.process`` timed;
+* stream end to end: the same events read from a file (JSON decode + validation + engine);
+* batch backtest (DuckDB) over the first ``--backtest-events`` lines, extrapolated linearly to 10 M;
+* state bytes per account: tracemalloc of everything the engine allocated while processing the
+  stream (its per-account windows, sets, baselines), divided by the accounts seen;
+* recall, precision and alert rate per rule of the standard pack on the whole file (batch engine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+from freezedesk.monitoring.rules import StreamEngine, backtest, load_pack
+from freezedesk.monitoring.rules.backtest import read_events
+from freezedesk.monitoring.rules.scoring import load_labels, percent, score
+from freezedesk.monitoring.synth import ListedAddress, SynthConfig, addresses_path, generate
+
+DIR = Path(tempfile.gettempdir()) / "freezedesk-bench-monitoring"
+LISTED = (ListedAddress("BTC", "BTC", "12QtD5BFwRsdNsAZY76UVE1xyCGNTojH9h"),
+          ListedAddress("ETH", "ETH", "0x8589427373D6D84E98730D7795D8f6f8731FDA16"))
+
+
+def dataset(accounts: int, days: int, seed: int) -> tuple[Path, Path]:
+    events, labels = DIR / f"events-{accounts}x{days}-s{seed}.jsonl", DIR / f"labels-{accounts}x{days}-s{seed}.csv"
+    if not events.exists() or not labels.exists():
+        started = time.perf_counter()
+        result = generate(SynthConfig(accounts, days, seed, listed=LISTED), events, labels)
+        print(f"generated {result.events:,} events in {time.perf_counter() - started:.0f} s → {events}")
+    return events, labels
+
+
+def prefix(events: Path, lines: int) -> Path:
+    out = events.with_name(f"{events.stem}.first{lines}.jsonl")
+    if not out.exists():
+        with events.open("rb") as src, out.open("wb") as dst:
+            dst.writelines(itertools.islice(src, lines))
+    return out
+
+
+def mark(ok: bool) -> str:
+    return "OK  " if ok else "MISS"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--accounts", type=int, default=2400)
+    parser.add_argument("--days", type=int, default=280)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--stream-events", type=int, default=300_000)
+    parser.add_argument("--backtest-events", type=int, default=1_000_000)
+    args = parser.parse_args()
+    pack = load_pack(None)
+    events_path, labels_path = dataset(args.accounts, args.days, args.seed)
+    listed = addresses_path(labels_path)
+
+    # -- stream engine ----------------------------------------------------------------------------
+    sample = prefix(events_path, args.stream_events)
+    events = read_events(sample)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    engine = StreamEngine(pack, listed)
+    process = engine.process
+    started = time.perf_counter()
+    for event in events:
+        process(event)
+    engine_s = time.perf_counter() - started
+    state = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    # timing without tracemalloc's overhead
+    engine = StreamEngine(pack, listed)
+    process = engine.process
+    started = time.perf_counter()
+    for event in events:
+        process(event)
+    engine_s = time.perf_counter() - started
+    started = time.perf_counter()
+    list(backtest(sample, pack, listed, engine="stream"))
+    e2e_s = time.perf_counter() - started
+    n = len(events)
+    per_account = state / max(1, len(engine.states))
+    print(f"stream engine alone   : {n / engine_s:>12,.0f} events/s/core  ({n:,} pre-parsed events, full pack)"
+          f"   target ≥ 100,000  {mark(n / engine_s >= 100_000)}")
+    print(f"stream end to end     : {n / e2e_s:>12,.0f} events/s/core  (read + JSON + validate + engine)")
+    print(f"state per account     : {per_account:>12,.0f} bytes  ({len(engine.states):,} accounts, "
+          f"{state / 1e6:.1f} MB after {n:,} events)   target ≤ 200  {mark(per_account <= 200)}")
+
+    # -- batch backtest ---------------------------------------------------------------------------
+    sample = prefix(events_path, args.backtest_events)
+    started = time.perf_counter()
+    list(backtest(sample, pack, listed, engine="batch"))
+    batch_s = time.perf_counter() - started
+    ten_m = batch_s * 10_000_000 / args.backtest_events
+    print(f"batch backtest        : {args.backtest_events / batch_s:>12,.0f} events/s  "
+          f"({args.backtest_events:,} events in {batch_s:.1f} s; 10 M extrapolated {ten_m:.0f} s)"
+          f"   target ≤ 15 s  {mark(ten_m <= 15)}")
+
+    # -- recall on the whole synthetic set --------------------------------------------------------
+    started = time.perf_counter()
+    alerts = list(backtest(events_path, pack, listed, engine="batch"))
+    labels = load_labels(labels_path)
+    total_events = sum(1 for _ in events_path.open("rb"))
+    print(f"\nrecall on {total_events:,} synthetic events, {len(labels):,} accounts ({args.days} days, decoys "
+          f"included; batch run {time.perf_counter() - started:.0f} s)")
+    print(f"  {'rule':<22}{'alerts':>7}{'accounts':>9}{'alert rate':>12}{'precision':>10}{'recall':>8}")
+    for s in score(pack, alerts, labels):
+        rate = f"{100 * s.accounts / len(labels):.2f}%"
+        print(f"  {s.rule_id:<22}{s.alerts:>7}{s.accounts:>9}{rate:>12}{percent(s.precision):>10}"
+              f"{percent(s.recall):>8}")
+    print("  (alert rate = share of all accounts alerted by the rule; true labels per rule: "
+          "freezedesk.monitoring.rules.scoring)")
+
+
+if __name__ == "__main__":
+    main()
