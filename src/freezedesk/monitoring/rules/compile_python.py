@@ -63,7 +63,8 @@ def compile_python(pack: Pack) -> str:
                      f"        s.add(a_{f.of.name})" if f.of else "", "else:", f"    f{i} = False"]
         elif f.kind == "since":
             body += [f"p = st[{s}]", f"f{i} = ts - p[0] if p is not None else {f.default_ms}",
-                     f"if {match}:", f"    st[{s}] = (ts, k, eid, p)"]
+                     # only the previous level is ever read (evidence): keep one, never a chain
+                     f"if {match}:", f"    st[{s}] = (ts, k, eid, p[:3] if p is not None else None)"]
         elif f.kind == "window":
             v = f"a_{f.of.name}" if f.of else "1"
             body += [f"if {match}:", f"    _add_{f.agg}(st, {s}, k, {v}, eid, k - {f.window_ms * TIE_SLOTS})"]
