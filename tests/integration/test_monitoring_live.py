@@ -8,7 +8,6 @@ restriction, the permission check, the webhook — on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -79,19 +78,6 @@ def allowed(client: TestClient, key: str, account: str, action: str) -> bool:
 def count(store: Store, table: Any) -> int:
     with store.read() as uow:
         return int(uow.conn.execute(select(func.count()).select_from(table)).scalar_one())
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
-
-
-@pytest.fixture
-def hooked(db_url: str, staff: Staff) -> Iterator[TestClient]:
-    with api_client(db_url, webhook_base_delay=0.1, follower_interval=0.05) as c:
-        yield c
 
 
 def test_a_structuring_burst_is_one_alert_a_case_and_a_withdrawal_hold(

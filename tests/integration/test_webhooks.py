@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -17,19 +15,6 @@ from freezedesk.store.tables import webhook_deliveries
 from freezedesk.store.uow import Store
 from tests.factories import Staff, api_client, auth
 from tests.receiver import Receiver
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
-
-
-@pytest.fixture
-def hooked(db_url: str, staff: Staff) -> Iterator[TestClient]:
-    with api_client(db_url, webhook_base_delay=0.1, follower_interval=0.05) as c:
-        yield c
 
 
 def subscribe(client: TestClient, key: str, url: str, events: list[str]) -> str:
