@@ -25,6 +25,7 @@ from pathlib import Path
 
 from freezedesk.monitoring.rules import StreamEngine, backtest, load_pack
 from freezedesk.monitoring.rules.backtest import read_events
+from freezedesk.monitoring.rules.language import Pack
 from freezedesk.monitoring.rules.scoring import load_labels, percent, score
 from freezedesk.monitoring.synth import ListedAddress, SynthConfig, addresses_path, generate
 
@@ -61,12 +62,22 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--stream-events", type=int, default=300_000)
     parser.add_argument("--backtest-events", type=int, default=1_000_000)
+    parser.add_argument("--only", choices=("stream", "batch", "recall"), help="run one section only")
     args = parser.parse_args()
     pack = load_pack(None)
     events_path, labels_path = dataset(args.accounts, args.days, args.seed)
     listed = addresses_path(labels_path)
 
     # -- stream engine ----------------------------------------------------------------------------
+    if args.only in (None, "stream"):
+        stream_section(args, pack, events_path, listed)
+    if args.only in (None, "batch"):
+        batch_section(args, pack, events_path, listed)
+    if args.only in (None, "recall"):
+        recall_section(args, pack, events_path, labels_path, listed)
+
+
+def stream_section(args: argparse.Namespace, pack: Pack, events_path: Path, listed: Path) -> None:
     sample = prefix(events_path, args.stream_events)
     events = read_events(sample)
     tracemalloc.start()
@@ -97,7 +108,9 @@ def main() -> None:
     print(f"state per account     : {per_account:>12,.0f} bytes  ({len(engine.states):,} accounts, "
           f"{state / 1e6:.1f} MB after {n:,} events)   target ≤ 200  {mark(per_account <= 200)}")
 
-    # -- batch backtest ---------------------------------------------------------------------------
+
+
+def batch_section(args: argparse.Namespace, pack: Pack, events_path: Path, listed: Path) -> None:
     sample = prefix(events_path, args.backtest_events)
     started = time.perf_counter()
     list(backtest(sample, pack, listed, engine="batch"))
@@ -107,7 +120,10 @@ def main() -> None:
           f"({args.backtest_events:,} events in {batch_s:.1f} s; 10 M extrapolated {ten_m:.0f} s)"
           f"   target ≤ 15 s  {mark(ten_m <= 15)}")
 
-    # -- recall on the whole synthetic set --------------------------------------------------------
+
+
+def recall_section(args: argparse.Namespace, pack: Pack, events_path: Path, labels_path: Path,
+                   listed: Path) -> None:
     started = time.perf_counter()
     alerts = list(backtest(events_path, pack, listed, engine="batch"))
     labels = load_labels(labels_path)

@@ -151,9 +151,11 @@ def _batch(events_path: str | Path, pack: Pack, listed: frozenset[str], threads:
     con.execute("CREATE TEMP TABLE listed_addresses (address VARCHAR)")
     if listed:
         con.executemany("INSERT INTO listed_addresses VALUES (?)", [(a,) for a in sorted(listed)])
-    prepare, detect = compile_sql(pack, "raw")
-    con.execute(f"CREATE TEMP VIEW raw AS SELECT * FROM {read_events_sql(repr(str(events_path)))}")
+    prepare, detect = compile_sql(pack, "raw", "rowid")
+    con.execute("SET preserve_insertion_order = false")  # every result below is ordered explicitly
     try:
+        # The JSON is parsed once: validation and the feature query both read this table.
+        con.execute(f"CREATE TEMP TABLE raw AS SELECT * FROM {read_events_sql(repr(str(events_path)))}")
         bad, dupes = con.execute(validation_sql("raw")).fetchone() or (0, 0)
     except duckdb.Error:  # not JSON, not UTF-8, a value of the wrong JSON type ...
         bad, dupes = 1, 0
