@@ -1,29 +1,77 @@
 """Compile a pack to Python source for the stream engine (generated once, then ``exec``-ed).
 
 The generated ``process(ev)`` is straight-line code specialised to the pack: no AST is walked per
-event. Per account it keeps one list ``st``: ``st[0]`` the last ts (ms), ``st[1]`` the tie counter
-for that millisecond, ``st[2]`` the first ts seen (account age), then one slot per feature (None
-until first used, so idle features cost 8 bytes) and one per rule (the key of the rule's last
-true evaluation, for dedup). Window slots hold ``[deque of (k, value, event_id), aggregate]``
-updated incrementally; they are evicted lazily when a rule reads them (and on append).
+event. Per account it keeps one list ``st`` (layout ``slots(pack)``):
+
+* ``st[0]`` the last ts (ms), ``st[1]`` the tie counter for that millisecond, ``st[2]`` the first ts
+  seen (account age);
+* ``st[FIRST_USE]`` — every ``first_use`` feature of the pack shares one container of keyed 64-bit
+  hashes of (feature, value) (``None`` until the first value; see ``engine._first_use``);
+* ``st[LOG]`` — one window log shared by every window feature: a flat list with ``stride`` items
+  per event that matched at least one window filter: ``k << NB | mask`` (``mask`` bit j = the event
+  is in window feature j), the event id, then the values of the attributes windows aggregate.
+  Aggregates are computed on read by a backward scan that stops at the window's lower bound, so the
+  log is the only window state; every event of the account cuts it to the pack's longest window
+  (``None`` when nothing is left); a tuple while it holds a few events, a list beyond;
+* ``st[AGG]`` — ``None`` unless the log is long (``engine._AGG_MIN`` events): then running window
+  aggregates over it, so that a busy account's reads stay O(1) amortised instead of O(log);
+* ``st[DEDUP]`` — ``None`` until a rule is first true, then a list with one item per rule: the key
+  of the rule's last true evaluation (for dedup);
+* one slot per ``since`` feature (``(ts, tie, event_id, None)`` of the last match: its key is
+  ``ts * 65536 + tie``; the 4th item is always None, kept for the snapshot shape) and per
+  ``baseline`` feature (a flat ``array('q')`` of ``day, sum`` pairs). Idle slots are ``None``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from freezedesk.monitoring.rules import render
 from freezedesk.monitoring.rules.features import ATTRIBUTES, DAY_MS, TIE_SLOTS
-from freezedesk.monitoring.rules.language import Pack, Ref
+from freezedesk.monitoring.rules.language import Feature, Pack, Ref
 
 HEADER = 3
+FIRST_USE = 3
+LOG = 4
+DEDUP = 5
+AGG = 6
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each feature lives in an account's state list."""
+
+    slot: dict[str, int]  # since / baseline feature key → slot
+    bit: dict[str, int]  # window feature key → bit index in the log mask
+    attrs: tuple[str, ...]  # attributes stored in log entries (positions 2..)
+    stride: int
+    mask_bits: int
+    max_window: int  # in key units
+    rule_slot: dict[str, int]  # rule id → index in ``st[DEDUP]``
+    nslots: int
+
+
+def layout(pack: Pack) -> Layout:
+    feats = pack.features()
+    windows = [f for f in feats if f.kind == "window"]
+    attrs = tuple(dict.fromkeys(f.of.name for f in windows if f.of is not None))
+    slot: dict[str, int] = {}
+    n = AGG + 1
+    for f in feats:
+        if f.kind in ("since", "baseline"):
+            slot[f.key] = n
+            n += 1
+    rule_slot = {r.id: i for i, r in enumerate(pack.rules)}  # index in the st[DEDUP] list
+    return Layout(slot, {f.key: j for j, f in enumerate(windows)}, attrs, 2 + len(attrs), max(1, len(windows)),
+                  max((f.window_ms for f in windows), default=0) * TIE_SLOTS, rule_slot, n)
 
 
 def compile_python(pack: Pack) -> str:
     feats = pack.features()
-    slot = {f.key: HEADER + i for i, f in enumerate(feats)}
+    lay = layout(pack)
     index = {f.key: i for i, f in enumerate(feats)}
-    rule_slot = {r.id: HEADER + len(feats) + i for i, r in enumerate(pack.rules)}
-    nslots = HEADER + len(feats) + len(pack.rules)
-    used_attrs: set[str] = {"address"}
+    nb, stride = lay.mask_bits, lay.stride
+    used_attrs: set[str] = {"address", *lay.attrs}
 
     def attr_value(ref: Ref) -> str:
         if ref.feature is not None:
@@ -33,15 +81,19 @@ def compile_python(pack: Pack) -> str:
         used_attrs.add(ref.name)
         return f"a_{ref.name}"
 
+    def window_read(f: Feature) -> str:
+        pos = 2 + lay.attrs.index(f.of.name) if f.of is not None else 0
+        lo_m = f"((k - {f.window_ms * TIE_SLOTS} + 1) << {nb})"
+        return f"_win_{f.agg}(st, {lo_m}, {lay.bit[f.key]}, {pos}, {stride})"
+
     def expr_name(ref: Ref) -> str:
         if ref.feature is not None:
             f = feats[index[ref.feature]]
-            i = index[ref.feature]
             if f.kind == "window":
-                return f"_win_{f.agg}(st[{slot[f.key]}], k - {f.window_ms * TIE_SLOTS})"
+                return window_read(f)
             if f.kind == "baseline":
-                return f"_baseline(st[{slot[f.key]}], ts // {DAY_MS}, {f.days})"
-            return f"f{i}"
+                return f"_baseline(st[{lay.slot[f.key]}], ts // {DAY_MS}, {f.days})"
+            return f"f{index[ref.feature]}"
         if ref.name == "account_age":
             return "(ts - st[2])"
         if ref.name == "listed":
@@ -51,36 +103,51 @@ def compile_python(pack: Pack) -> str:
         return f"(a_{ref.name} if a_{ref.name} is not None else {zero})"
 
     body: list[str] = []
+    has_windows = False
     for f in feats:
-        i, s = index[f.key], slot[f.key]
+        i = index[f.key]
         match = render.where(f.where, "python", attr_value)
         if f.of is not None:
             match = f"(a_{f.of.name} is not None and {match})"
             used_attrs.add(f.of.name)
         if f.kind == "first_use":
-            body += [f"if {match}:", f"    s = st[{s}]", "    if s is None:", f"        s = st[{s}] = set()",
-                     f"    f{i} = a_{f.of.name} not in s" if f.of else "", f"    if f{i}:",
-                     f"        s.add(a_{f.of.name})" if f.of else "", "else:", f"    f{i} = False"]
+            assert f.of is not None
+            body += [f"if {match}:", f"    f{i} = _first_use(st, _fu_hash(a_{f.of.name}, {i}))", "else:",
+                     f"    f{i} = False"]
         elif f.kind == "since":
-            body += [f"p = st[{s}]", f"f{i} = ts - p[0] if p is not None else {f.default_ms}",
-                     # only the previous level is ever read (evidence): keep one, never a chain
-                     f"if {match}:", f"    st[{s}] = (ts, k, eid, p[:3] if p is not None else None)"]
+            s = lay.slot[f.key]
+            # p{i}: the match before this event, which is what evidence cites (kept in a local only)
+            body += [f"p{i} = st[{s}]", f"f{i} = ts - p{i}[0] if p{i} is not None else {f.default_ms}",
+                     f"if {match}:", f"    st[{s}] = (ts, st[1], eid, None)"]
         elif f.kind == "window":
-            v = f"a_{f.of.name}" if f.of else "1"
-            body += [f"if {match}:", f"    _add_{f.agg}(st, {s}, k, {v}, eid, k - {f.window_ms * TIE_SLOTS})"]
+            if not has_windows:
+                body.append("m_ = 0")
+                has_windows = True
+            body += [f"if {match}:", f"    m_ |= {1 << lay.bit[f.key]}"]
         else:
             assert f.of is not None
-            body += [f"if {match}:", f"    _add_baseline(st, {s}, ts // {DAY_MS}, a_{f.of.name}, {f.days})"]
+            body += [f"if {match}:",
+                     f"    _add_baseline(st, {lay.slot[f.key]}, ts // {DAY_MS}, a_{f.of.name}, {f.days})"]
+    if has_windows:
+        values = "".join(f", a_{a}" for a in lay.attrs)
+        body += ["if m_:", f"    _log_add(st, ((k << {nb}) | m_, eid{values}))"]
+        # every event (not only window events) cuts what no window can read again: the account's
+        # key never decreases, so entries at or below k - longest window are dead for good
+        body[:0] = [f"lg_ = st[{LOG}]", f"if lg_ is not None and lg_[0] < ((k - {lay.max_window} + 1) << {nb}):",
+                    f"    _log_cut(st, lg_, (k - {lay.max_window} + 1) << {nb}, {stride})"]
     for rule in pack.rules:
         cond = render.expression(rule.when, "python", expr_name)
         on = ", ".join(repr(t) for t in rule.on)
-        d = rule_slot[rule.id]
-        evidence = [(slot[f.key], f.kind, f.window_ms * TIE_SLOTS) for f in rule.features
-                    if f.kind in ("window", "since")]
-        body += [f"if typ in ({on},) and {cond}:", f"    last = st[{d}]",
+        d = lay.rule_slot[rule.id]
+        wins = tuple((1 << lay.bit[f.key], f.window_ms * TIE_SLOTS) for f in rule.features if f.kind == "window")
+        sinces = "".join(f"p{index[f.key]}, " for f in rule.features if f.kind == "since")
+        body += [f"if typ in ({on},) and {cond}:", f"    dd = st[{DEDUP}]",
+                 "    if dd is None:", f"        dd = st[{DEDUP}] = [None] * {len(pack.rules)}",
+                 f"    last = dd[{d}]",
                  f"    if last is None or k - last >= {rule.dedup_ms * TIE_SLOTS}:",
-                 f"        out.append(({rule.id!r}, {rule.reason_code!r}, ts, _evidence(st, k, eid, {evidence!r})))",
-                 f"    st[{d}] = k"]
+                 f"        out.append(({rule.id!r}, {rule.reason_code!r}, ts, "
+                 f"_evidence(st[{LOG}], k, eid, {wins!r}, ({sinces}), {nb}, {stride})))",
+                 f"    dd[{d}] = k"]
     getters = [f"a_{name} = _conv_{ATTRIBUTES[name]}(getattr(ev, {name!r}, None))" for name in sorted(used_attrs)]
     lines = [
         "def process(ev):",
@@ -91,7 +158,7 @@ def compile_python(pack: Pack) -> str:
         "    ts = (ev.ts - _EPOCH) // _MS",
         "    st = STATES.get(acct)",
         "    if st is None:",
-        f"        st = [ts, -1, ts] + [None] * {nslots - HEADER}",
+        f"        st = [ts, -1, ts] + [None] * {lay.nslots - HEADER}",
         "        STATES[acct] = st",
         "    if ts > st[0]:",
         "        st[0] = ts",

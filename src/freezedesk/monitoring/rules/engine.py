@@ -18,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
-from collections import deque
+import secrets
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,8 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from freezedesk.monitoring.events import Event, format_ts
-from freezedesk.monitoring.rules.compile_python import HEADER, compile_python
+from freezedesk.monitoring.rules.compile_python import AGG as _AGG
+from freezedesk.monitoring.rules.compile_python import FIRST_USE as _FIRST_USE
+from freezedesk.monitoring.rules.compile_python import LOG as _LOG
+from freezedesk.monitoring.rules.compile_python import compile_python
 from freezedesk.monitoring.rules.features import MONEY_SCALE
+from freezedesk.monitoring.rules.features import TIE_SLOTS as _TIE_SLOTS
 from freezedesk.monitoring.rules.language import Pack
 
 _CTX = Context(prec=80, rounding=ROUND_HALF_UP)
@@ -78,106 +83,283 @@ def _conv_same(value: object) -> object:
     return value
 
 
-def _evict(w: list[Any], lo: int, agg: str) -> None:
-    dq = w[0]
-    while dq and dq[0][0] <= lo:
-        _k, v, _e = dq.popleft()
-        if agg == "sum":
-            w[1] -= v
-        elif agg == "count":
-            w[1] -= 1
-        elif agg == "distinct":
-            n = w[1][v] - 1
-            if n:
-                w[1][v] = n
+#: Up to this many events a window log is a tuple (smallest), beyond a list (amortised appends).
+_LOG_TUPLE_MAX = 4
+
+
+#: From this many events in a log on, window reads keep running aggregates (``st[AGG]``).
+_AGG_MIN = 48
+
+
+def _log_cut(st: list[Any], log: Any, lo_m: int, stride: int) -> None:
+    """Drop the log's entries below ``lo_m`` (the shifted lower bound of the pack's longest window at
+    the account's current key: no window can read them again); the log is ``None`` if none is left."""
+    cache = st[_AGG]
+    if log[-stride] < lo_m:
+        st[_LOG] = st[_AGG] = None
+        return
+    i = stride
+    while log[i] < lo_m:
+        i += stride
+    if cache is not None:  # running aggregates forget the cut entries first
+        base = cache[0] + i // stride
+        for j, c in cache[1].items():
+            if c[0] < base:
+                _agg_evict(log, cache[0], c, base, 1 << j, stride)
+        cache[0] = base
+    if type(log) is tuple:
+        st[_LOG] = log[i:]
+    else:
+        del log[:i]
+
+
+def _log_add(st: list[Any], row: tuple[Any, ...]) -> None:
+    """Append one event (``k << NB | mask, event_id, *values``) to the account's window log."""
+    log = st[_LOG]
+    if log is None:
+        st[_LOG] = row
+    elif type(log) is list:
+        log += row
+    elif len(log) < _LOG_TUPLE_MAX * len(row):
+        st[_LOG] = log + row
+    else:
+        st[_LOG] = [*log, *row]
+
+
+# A running aggregate of window j over a long log is ``[pos, end, agg, kind, vpos]``: ``agg`` covers
+# the entries with absolute index in [pos, end) whose mask has bit j (absolute index = index in the
+# log + ``cache[0]``, the number of entries ever cut). Reads come with a non-decreasing lower bound
+# (the account's key never decreases), so each entry is added once and evicted once.
+
+
+def _agg_evict(log: list[Any], base: int, c: list[Any], upto: int, bit: int, stride: int) -> None:
+    """Remove the entries with absolute index in [pos, min(end, upto)) from the aggregate."""
+    pos, end, agg, kind, vpos = c
+    stop = min(end, upto)
+    while pos < stop:
+        i = (pos - base) * stride
+        if log[i] & bit:
+            if kind == "count":
+                agg -= 1
+            elif kind == "sum":
+                agg -= log[i + vpos]
             else:
-                del w[1][v]
+                v = log[i + vpos]
+                n = agg[v] - 1
+                if n:
+                    agg[v] = n
+                else:
+                    del agg[v]
+        pos += 1
+    c[0], c[2] = upto, agg  # everything below ``upto`` is now out (or cut)
+    if c[1] < upto:
+        c[1] = upto
 
 
-def _mk_add(agg: str) -> Any:
-    def add(st: list[Any], s: int, k: int, v: Any, eid: str, lo: int) -> None:
-        w = st[s]
-        if w is None:
-            w = st[s] = [deque(), {} if agg == "distinct" else 0]
-        w[0].append((k, v, eid))
-        if agg == "sum":
-            w[1] += v
-        elif agg == "count":
-            w[1] += 1
-        elif agg == "distinct":
-            w[1][v] = w[1].get(v, 0) + 1
-        _evict(w, lo, agg)
-    return add
+def _agg_read(st: list[Any], log: list[Any], lo_m: int, j: int, vpos: int, stride: int, kind: str) -> Any:
+    cache = st[_AGG]
+    if cache is None:
+        cache = st[_AGG] = [0, {}]
+    base = cache[0]
+    c = cache[1].get(j)
+    if c is None:
+        c = cache[1][j] = [base, base, {} if kind == "distinct" else 0, kind, vpos]
+    bit = 1 << j
+    n = len(log) // stride
+    end, agg = c[1], c[2]
+    while end < base + n:  # add what was appended since the last read
+        i = (end - base) * stride
+        if log[i] & bit:
+            if kind == "count":
+                agg += 1
+            elif kind == "sum":
+                agg += log[i + vpos]
+            else:
+                v = log[i + vpos]
+                agg[v] = agg.get(v, 0) + 1
+        end += 1
+    c[1], c[2] = end, agg
+    pos = c[0]
+    while pos < end and log[(pos - base) * stride] < lo_m:
+        pos += 1
+    if pos > c[0]:
+        _agg_evict(log, base, c, pos, bit, stride)
+    return len(c[2]) if kind == "distinct" else c[2]
 
 
-def _win_count(w: list[Any] | None, lo: int) -> int:
-    if w is None:
+def _win_count(st: list[Any], lo_m: int, j: int, pos: int, stride: int) -> int:
+    log = st[_LOG]
+    if log is None:
         return 0
-    _evict(w, lo, "count")
-    return int(w[1])
+    if len(log) >= _AGG_MIN * stride:
+        return int(_agg_read(st, log, lo_m, j, pos, stride, "count"))
+    bit = 1 << j
+    n = 0
+    i = len(log) - stride
+    while i >= 0:
+        km = log[i]
+        if km < lo_m:
+            break
+        if km & bit:
+            n += 1
+        i -= stride
+    return n
 
 
-def _win_sum(w: list[Any] | None, lo: int) -> int:
-    if w is None:
+def _win_sum(st: list[Any], lo_m: int, j: int, pos: int, stride: int) -> int:
+    log = st[_LOG]
+    if log is None:
         return 0
-    _evict(w, lo, "sum")
-    return int(w[1])
+    if len(log) >= _AGG_MIN * stride:
+        return int(_agg_read(st, log, lo_m, j, pos, stride, "sum"))
+    bit = 1 << j
+    t = 0
+    i = len(log) - stride
+    while i >= 0:
+        km = log[i]
+        if km < lo_m:
+            break
+        if km & bit:
+            t += log[i + pos]
+        i -= stride
+    return t
 
 
-def _win_distinct(w: list[Any] | None, lo: int) -> int:
-    if w is None:
-        return 0
-    _evict(w, lo, "distinct")
-    return len(w[1])
+def _win_values(st: list[Any], lo_m: int, j: int, pos: int, stride: int) -> list[Any]:
+    log = st[_LOG]
+    out = []
+    if log is not None:
+        bit = 1 << j
+        i = len(log) - stride
+        while i >= 0:
+            km = log[i]
+            if km < lo_m:
+                break
+            if km & bit:
+                out.append(log[i + pos])
+            i -= stride
+    return out
 
 
-def _win_min(w: list[Any] | None, lo: int) -> int:
-    if w is None:
-        return 0
-    _evict(w, lo, "min")
-    return min((e[1] for e in w[0]), default=0)
+def _win_distinct(st: list[Any], lo_m: int, j: int, pos: int, stride: int) -> int:
+    log = st[_LOG]
+    if log is not None and len(log) >= _AGG_MIN * stride:
+        return int(_agg_read(st, log, lo_m, j, pos, stride, "distinct"))
+    return len(set(_win_values(st, lo_m, j, pos, stride)))
 
 
-def _win_max(w: list[Any] | None, lo: int) -> int:
-    if w is None:
-        return 0
-    _evict(w, lo, "max")
-    return max((e[1] for e in w[0]), default=0)
+def _win_min(st: list[Any], lo_m: int, j: int, pos: int, stride: int) -> int:
+    return min(_win_values(st, lo_m, j, pos, stride), default=0)
+
+
+def _win_max(st: list[Any], lo_m: int, j: int, pos: int, stride: int) -> int:
+    return max(_win_values(st, lo_m, j, pos, stride), default=0)
+
+
+def _fu_hasher(key: bytes) -> Any:
+    """Keyed 64-bit hash (8 bytes) of a first_use value, salted by the feature's index in the pack.
+
+    Storing hashes instead of values bounds first_use state at 8 bytes per value. Two distinct values
+    share a hash with probability 2**-64 per pair: among an account's n values the chance of any
+    collision is about n**2 / 2**65 (1e-13 for n = 2000). A collision can only make a new value look
+    already used, so it can only *suppress* a first_use alert, never create one. The key is random
+    per engine (kept in its snapshots), so nobody can craft two addresses that collide on purpose.
+    """
+    persons = [str(i).encode() for i in range(64)]
+
+    def fu_hash(value: str, feature: int) -> bytes:
+        return hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=8, key=key,
+                               person=persons[feature]).digest()
+    return fu_hash
+
+
+#: Up to this many values a first_use container is one ``bytes`` of 8-byte hashes (searched in C),
+#: beyond it a set of ints (O(1) lookups, ~70 bytes a value).
+_FU_BYTES_MAX = 1024
+
+
+def _first_use(st: list[Any], h: bytes) -> bool:
+    """True when the hash ``h`` was never recorded for this account (and records it). All first_use
+    features of a pack share one container: their hashes are salted by feature."""
+    s = st[_FIRST_USE]
+    if s is None:
+        st[_FIRST_USE] = h
+        return True
+    if type(s) is bytes:
+        i = s.find(h)
+        while i > 0 and i & 7:  # a match straddling two hashes is no match
+            i = s.find(h, i + 1)
+        if i >= 0:
+            return False
+        if len(s) < 8 * _FU_BYTES_MAX:
+            st[_FIRST_USE] = s + h
+        else:
+            st[_FIRST_USE] = {*(int.from_bytes(s[j:j + 8], "little") for j in range(0, len(s), 8)),
+                              int.from_bytes(h, "little")}
+        return True
+    n = int.from_bytes(h, "little")
+    if n in s:
+        return False
+    s.add(n)
+    return True
+
+
+_I64 = 1 << 63
 
 
 def _add_baseline(st: list[Any], s: int, day: int, v: int, days: int) -> None:
+    """Daily sums as a flat ``day, sum, day, sum, ...`` sequence (days ascending): an ``array('q')``,
+    or a plain list once a value no longer fits in 64 bits (money is unbounded)."""
     b = st[s]
     if b is None:
-        b = st[s] = {}
-    b[day] = b.get(day, 0) + v
-    if len(b) > days + 1:
-        for old in [d for d in b if d < day - days]:
-            del b[old]
+        b = st[s] = array("q")
+    if b and b[-2] == day:
+        total = b[-1] + v
+        if type(b) is array and not -_I64 <= total < _I64:
+            b = st[s] = list(b)
+        b[-1] = total
+    else:
+        if type(b) is array and not -_I64 <= v < _I64:
+            b = st[s] = list(b)
+        b.append(day)
+        b.append(v)
+    if b[0] < day - days:
+        i = 0
+        while b[i] < day - days:
+            i += 2
+        del b[:i]
 
 
-def _baseline(b: dict[int, int] | None, day: int, days: int) -> int:
+def _baseline(b: Any, day: int, days: int) -> int:
     """Lower median of the daily sums on the ``days`` days before ``day``, missing days = 0."""
     if b is None:
         return 0
-    values = sorted(b[d] for d in range(day - days, day) if d in b)
+    lo = day - days
+    values = sorted(b[i + 1] for i in range(0, len(b), 2) if lo <= b[i] < day)
     zeros = days - len(values)
     m = (days + 1) // 2
     return 0 if m <= zeros else values[m - zeros - 1]
 
 
-def _evidence(st: list[Any], k: int, eid: str, specs: list[tuple[int, str, int]]) -> tuple[str, ...]:
+def _evidence(log: list[Any] | None, k: int, eid: str, windows: tuple[tuple[int, int], ...],
+              sinces: tuple[Any, ...], nb: int, stride: int) -> tuple[str, ...]:
+    """The trigger, the events in the rule's windows (bit, width) and the last match of each of its
+    ``since`` features before this event, ordered by key."""
     found = {eid: k}
-    for s, kind, width in specs:
-        w = st[s]
-        if w is None:
-            continue
-        if kind == "since":
-            if w[1] == k:  # updated by this very event: the evidence is the match before it
-                w = w[3]
-            if w is not None:
-                found.setdefault(w[2], w[1])
-        else:
-            found.update((e, ek) for ek, _v, e in w[0] if ek > k - width)
+    for p in sinces:
+        if p is not None:
+            found.setdefault(p[2], p[0] * _TIE_SLOTS + p[1])
+    if log is not None and windows:
+        lo_m = (k - max(w for _b, w in windows) + 1) << nb
+        i = len(log) - stride
+        while i >= 0:
+            km = log[i]
+            if km < lo_m:
+                break
+            ek = km >> nb
+            if any(km & bit and ek > k - width for bit, width in windows):
+                found[log[i + 1]] = ek
+            i -= stride
     return tuple(sorted(found, key=lambda e: (found[e], e)))
 
 
@@ -188,6 +370,7 @@ class StreamEngine:
         self.pack = pack
         self.source = compile_python(pack)
         self.states: dict[str, list[Any]] = {}
+        self._fu_key = secrets.token_bytes(16)
         namespace: dict[str, Any] = {
             "STATES": self.states, "LISTED": load_address_list(address_list),
             "_EPOCH": datetime(1970, 1, 1, tzinfo=UTC), "_MS": timedelta(milliseconds=1),
@@ -195,9 +378,9 @@ class StreamEngine:
             "_conv_count": _conv_same, "_baseline": _baseline, "_add_baseline": _add_baseline,
             "_evidence": _evidence, "_win_count": _win_count, "_win_sum": _win_sum,
             "_win_distinct": _win_distinct, "_win_min": _win_min, "_win_max": _win_max,
+            "_log_add": _log_add, "_log_cut": _log_cut, "_first_use": _first_use, "_fu_hash": _fu_hasher(self._fu_key),
         }
-        for agg in ("count", "sum", "distinct", "min", "max"):
-            namespace[f"_add_{agg}"] = _mk_add(agg)
+        self._namespace = namespace
         exec(compile(self.source, f"<pack {pack.name}>", "exec"), namespace)  # noqa: S102 (our own generated code)
         self._process = namespace["process"]
 
@@ -211,7 +394,8 @@ class StreamEngine:
     # -- snapshots (added for the NATS worker, monitoring/worker.py) ------------------------------
 
     #: Bumped whenever the *shape* of a snapshot changes (not the pack: that is the fingerprint).
-    SNAPSHOT_VERSION = 1
+    #: 2: one shared window log, hashed first_use values (+ their key), array baselines, no since chain.
+    SNAPSHOT_VERSION = 2
 
     def fingerprint(self) -> str:
         """A hash of the generated code: two engines with equal fingerprints lay out state identically.
@@ -225,25 +409,14 @@ class StreamEngine:
     def snapshot(self) -> bytes:
         """All per-account state as bytes, for :meth:`restore` in a later process.
 
-        The format is :mod:`pickle` of plain containers (lists, tuples, deques, sets, dicts of ints
-        and strings): it is **trusted local state** — written by this process to its own state
+        The format is :mod:`pickle` of plain containers (lists, tuples, bytes, arrays, dicts and
+        sets of ints and strings) plus the key of the first_use hashes (without it the recorded hashes could not be
+        matched again): it is **trusted local state** — written by this process to its own state
         directory and read back by the same deployment. Never restore bytes from anyone else:
-        unpickling runs code. A ``since`` slot links each match to the one before it
-        (``(ts, k, eid, previous)``); only the newest link is ever read again (``previous`` matters
-        only while the event that set it is being processed), so the chain is cut to one level
-        here — otherwise it grows with every match and deep chains overflow pickle's recursion.
+        unpickling runs code (and the snapshot holds the first_use key).
         """
-        since = [HEADER + i for i, f in enumerate(self.pack.features()) if f.kind == "since"]
-        states: dict[str, list[Any]] = {}
-        for acct, st in self.states.items():
-            if since:
-                st = list(st)
-                for s in since:
-                    link = st[s]
-                    if link is not None and link[3] is not None:
-                        st[s] = (link[0], link[1], link[2], None)
-            states[acct] = st
-        return pickle.dumps((self.SNAPSHOT_VERSION, self.fingerprint(), states), protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((self.SNAPSHOT_VERSION, self.fingerprint(), self._fu_key, self.states),
+                            protocol=pickle.HIGHEST_PROTOCOL)
 
     def restore(self, data: bytes) -> None:
         """Replace all state with a :meth:`snapshot` (trusted bytes only: see there).
@@ -251,11 +424,14 @@ class StreamEngine:
         Raises ``ValueError`` if the snapshot was taken by a different snapshot format or pack.
         The generated code holds a reference to ``self.states``, so the dict is refilled in place.
         """
-        version, fingerprint, states = pickle.loads(data)  # noqa: S301 (trusted local state, see snapshot())
-        if version != self.SNAPSHOT_VERSION:
-            raise ValueError(f"engine snapshot format {version} is not {self.SNAPSHOT_VERSION}")
+        loaded = pickle.loads(data)  # noqa: S301 (trusted local state, see snapshot())
+        if loaded[0] != self.SNAPSHOT_VERSION:
+            raise ValueError(f"engine snapshot format {loaded[0]} is not {self.SNAPSHOT_VERSION}")
+        _version, fingerprint, key, states = loaded
         if fingerprint != self.fingerprint():
             raise ValueError("engine snapshot was taken with a different rule pack "
                              f"({fingerprint} vs {self.fingerprint()}); rebuild the state from the stream")
+        self._fu_key = key
+        self._namespace["_fu_hash"] = _fu_hasher(key)
         self.states.clear()
         self.states.update(states)
