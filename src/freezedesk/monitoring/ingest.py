@@ -37,6 +37,18 @@ class IngestResult:
     accounts_registered: int  # accounts FreezeDesk had not seen before
 
 
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """The accounts a unit of work has registered: ``accounts`` are known to exist, ``created``
+    (a subset) were inserted by it — so no other transaction can see them, lock them or have
+    recorded anything about them (alerts, cases and restrictions reference accounts by key).
+    Whoever passes ``created`` on (to :func:`~freezedesk.monitoring.service.apply_alerts`) vouches
+    that nothing in the unit of work has referenced them since: no case, restriction or alert."""
+
+    accounts: frozenset[str]
+    created: frozenset[str]
+
+
 def ingest(store: Store, batch: Sequence[Event], actor: str, source: str, now: datetime | None = None
            ) -> IngestResult:
     """Store every event whose id is new, in one transaction; report what happened.
@@ -48,18 +60,19 @@ def ingest(store: Store, batch: Sequence[Event], actor: str, source: str, now: d
     A replay that adds nothing writes nothing — not even an audit entry, since no state changed.
     """
     with store.unit_of_work() as uow:
-        result, _stored = ingest_in(uow, batch, actor, source, now)
+        result, _stored, _accounts = ingest_in(uow, batch, actor, source, now)
     return result
 
 
 def ingest_in(uow: UnitOfWork, batch: Sequence[Event], actor: str, source: str, now: datetime | None = None
-              ) -> tuple[IngestResult, frozenset[str]]:
-    """:func:`ingest` inside a unit of work the caller owns; also returns the ids stored by this call.
+              ) -> tuple[IngestResult, frozenset[str], Registered]:
+    """:func:`ingest` inside a unit of work the caller owns; also returns the ids stored by this call
+    and the accounts they name (all registered in this unit of work by now, some by it).
 
     The ids are what a caller evaluates next: the live monitor runs exactly the events this call
     wrote through the rules, in the same transaction, so an event is counted by the engine if and
     only if it is stored — a duplicate (already counted when it was first stored) is never
-    counted twice.
+    counted twice. The accounts let the caller skip registering them again (one round trip each).
     """
     at = now or utcnow()
     rows = [
@@ -75,8 +88,10 @@ def ingest_in(uow: UnitOfWork, batch: Sequence[Event], actor: str, source: str, 
     for start in range(0, len(rows), CHUNK):
         stored.extend((r.event_id, r.account_id) for r in uow.conn.execute(statement, rows[start:start + CHUNK]))
     if not stored:
-        return IngestResult(None, 0, len(rows), 0), frozenset()
-    registered = uow.accounts.ensure_many({account for _, account in stored}, at)
+        return IngestResult(None, 0, len(rows), 0), frozenset(), Registered(frozenset(), frozenset())
+    accounts = frozenset(account for _, account in stored)
+    created = frozenset(uow.accounts.register(accounts, at))
+    registered = len(created)
     batch_id = new_id("evb")
     uow.audit(actor, "events.ingested", "event_batch", batch_id, None, {
         "source": source, "received": len(rows), "accepted": len(stored),
@@ -84,4 +99,4 @@ def ingest_in(uow: UnitOfWork, batch: Sequence[Event], actor: str, source: str, 
         "first_ts": min(e.ts for e in batch).isoformat(), "last_ts": max(e.ts for e in batch).isoformat(),
     }, at)
     return (IngestResult(batch_id, len(stored), len(rows) - len(stored), registered),
-            frozenset(event_id for event_id, _ in stored))
+            frozenset(event_id for event_id, _ in stored), Registered(accounts, created))

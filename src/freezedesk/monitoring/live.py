@@ -191,10 +191,10 @@ class Monitor:
                 self._rebuild(engine, set(self._stale))
             try:
                 with self.store.unit_of_work() as uow:
-                    result, stored = ingest_in(uow, batch, actor, source)
+                    result, stored, registered = ingest_in(uow, batch, actor, source)
                     alerts = [alert for event in _new_in_time_order(batch, stored)
                               for alert in engine.process(event)]
-                    applied = apply_alerts(uow, self.catalogue, self.pack, alerts, self.actor)
+                    applied = apply_alerts(uow, self.catalogue, self.pack, alerts, self.actor, registered)
             except BaseException:
                 try:
                     self._rebuild(engine, touched)

@@ -40,6 +40,7 @@ CUSTOMER_STATUS = {
 
 def open_or_attach_case(
     uow: UnitOfWork, account_id: str, reason: ReasonCode, actor: Actor, now: datetime,
+    *, account_locked: bool = False, no_open_case: bool = False,
 ) -> tuple[Case, bool]:
     """The account's open case for ``reason``'s cause, or a new one; ``(case, opened)``.
 
@@ -50,13 +51,21 @@ def open_or_attach_case(
     alerts of one account at the same instant serialise here and find the same case instead of
     opening twins. A new case gets its own inquiry number and the reason's SLA, and its opening
     is audited in the caller's transaction.
+
+    ``account_locked=True`` says the caller has already registered the account (auditing that)
+    and holds its row lock in this unit of work, so neither is done again (two round trips).
+    ``no_open_case=True`` (only with ``account_locked``) says the caller knows the account has no
+    open case for this cause — it created the account in this unit of work and has opened none
+    for it since — so the look-up is skipped and a case is opened.
     """
-    if uow.accounts.ensure(account_id, now):
-        uow.audit(actor.id, "account.registered", "account", account_id, account_id, {}, now)
-    uow.accounts.lock(account_id)
-    case = uow.cases.open_for(account_id, reason.cause, for_update=True)
-    if case is not None:
-        return case, False
+    if not account_locked:
+        if uow.accounts.ensure(account_id, now):
+            uow.audit(actor.id, "account.registered", "account", account_id, account_id, {}, now)
+        uow.accounts.lock(account_id)
+    if not (account_locked and no_open_case):
+        case = uow.cases.open_for(account_id, reason.cause, for_update=True)
+        if case is not None:
+            return case, False
     case = Case.open(account_id, reason.cause, reason.sla_hours, now)
     uow.cases.add(case)
     uow.cases.record_event(case.id, now, actor.id, "open", None, case.state)

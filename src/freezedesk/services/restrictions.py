@@ -68,8 +68,14 @@ def freeze_in(
     expires_at: datetime | None = None,
     legal_basis: str | None = None,
     note: str | None = None,
+    account_locked: bool = False,
+    no_open_case: bool = False,
 ) -> Frozen:
-    """:func:`freeze` inside a unit of work the caller owns (so evidence commits with it)."""
+    """:func:`freeze` inside a unit of work the caller owns (so evidence commits with it).
+
+    ``account_locked=True``: the caller has registered the account and holds its row lock in this
+    unit of work already; ``no_open_case=True``: it knows the account has no open case for the
+    reason's cause (both: see :func:`~freezedesk.services.cases.open_or_attach_case`)."""
     reason = catalogue.get(reason_code)
     scope_set = resolve_scopes(scopes) if scopes is not None else None
     now = utcnow()
@@ -84,7 +90,8 @@ def freeze_in(
         legal_basis=legal_basis,
         note=note,
     )
-    case, case_opened = case_service.open_or_attach_case(uow, account_id, reason, actor, now)
+    case, case_opened = case_service.open_or_attach_case(uow, account_id, reason, actor, now,
+                                                         account_locked=account_locked, no_open_case=no_open_case)
     restriction.case_id = case.id
     case.restriction_ids.append(restriction.id)
     uow.restrictions.add(restriction)

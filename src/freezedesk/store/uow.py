@@ -112,33 +112,38 @@ class UnitOfWork:
     def _flush(self) -> None:
         conn = self.conn
         now = utcnow()
-        for event_type, data in self._events:
-            event_id = new_id("evt")
-            body = {"id": event_id, "type": event_type, "created_at": now.isoformat(), "data": data}
-            conn.execute(
-                outbox.insert().values(
-                    id=event_id,
-                    event_type=event_type,
-                    payload=json.dumps(body, default=str, separators=(",", ":")),
-                    created_at=now,
-                )
-            )
-            subscribers = conn.execute(
-                select(webhooks.c.id, webhooks.c.events).where(webhooks.c.active.is_(True))
-            ).all()
-            rows = [
-                {
-                    "event_id": event_id,
-                    "webhook_id": hook.id,
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                }
-                for hook in subscribers
-                if event_type in hook.events.split(",") or "*" in hook.events.split(",")
+        if self._events:
+            # One read of the subscriptions and one multi-row insert per table for the whole unit
+            # of work, however many events it published (the rows are the same as one by one).
+            subscribers = [
+                (hook.id, hook.events.split(","))
+                for hook in conn.execute(select(webhooks.c.id, webhooks.c.events).where(webhooks.c.active.is_(True)))
             ]
-            if rows:
-                conn.execute(webhook_deliveries.insert(), rows)
+            messages: list[dict[str, Any]] = []
+            deliveries: list[dict[str, Any]] = []
+            for event_type, data in self._events:
+                event_id = new_id("evt")
+                body = {"id": event_id, "type": event_type, "created_at": now.isoformat(), "data": data}
+                messages.append({
+                    "id": event_id,
+                    "event_type": event_type,
+                    "payload": json.dumps(body, default=str, separators=(",", ":")),
+                    "created_at": now,
+                })
+                deliveries.extend(
+                    {
+                        "event_id": event_id,
+                        "webhook_id": hook_id,
+                        "status": "pending",
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                    }
+                    for hook_id, wanted in subscribers
+                    if event_type in wanted or "*" in wanted
+                )
+            conn.execute(outbox.insert(), messages)
+            if deliveries:
+                conn.execute(webhook_deliveries.insert(), deliveries)
         # Last, so the lock on the chain head is held as briefly as possible.
         audit_chain.append(conn, self._audit)
         if self.changed_accounts and not self._store.sqlite:
