@@ -187,6 +187,8 @@ def _agg_read(st: list[Any], log: list[Any], lo_m: int, j: int, vpos: int, strid
     return len(c[2]) if kind == "distinct" else c[2]
 
 
+# _win_count and _win_sum are twins on purpose: they run per event per window on the stream's hot
+# path, and a shared scanner with a callback or a branch per entry costs more than the repetition.
 def _win_count(st: list[Any], lo_m: int, j: int, pos: int, stride: int) -> int:
     log = st[_LOG]
     if log is None:
