@@ -8,7 +8,9 @@ targets of issue 4; never asserts.
 
 * stream engine alone: events pre-parsed into Event objects, then ``StreamEngine.process`` timed;
 * stream end to end: the same events read from a file (JSON decode + validation + engine);
-* batch backtest (DuckDB) over the first ``--backtest-events`` lines, extrapolated linearly to 10 M;
+* batch backtest (DuckDB) over a real 10 M-event file (``--backtest-accounts`` × ``--days``, ~12,100
+  accounts give 10.1 M events, 1.95 GB; generated once, ~80 s) — the issue's target, measured, not
+  extrapolated; ``--backtest-events N`` runs the first N lines of it instead;
 * state bytes per account: tracemalloc of everything the engine allocated while processing the
   stream (its per-account windows, sets, baselines), divided by the accounts seen;
 * recall, precision and alert rate per rule of the standard pack on the whole file (batch engine).
@@ -17,12 +19,14 @@ targets of issue 4; never asserts.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import tempfile
 import time
 import tracemalloc
 from pathlib import Path
 
+from freezedesk.monitoring import synth
 from freezedesk.monitoring.rules import StreamEngine, backtest, load_pack
 from freezedesk.monitoring.rules.backtest import read_events
 from freezedesk.monitoring.rules.language import Pack
@@ -35,7 +39,10 @@ LISTED = (ListedAddress("BTC", "BTC", "12QtD5BFwRsdNsAZY76UVE1xyCGNTojH9h"),
 
 
 def dataset(accounts: int, days: int, seed: int) -> tuple[Path, Path]:
-    events, labels = DIR / f"events-{accounts}x{days}-s{seed}.jsonl", DIR / f"labels-{accounts}x{days}-s{seed}.csv"
+    # Named after the generator's source too: a changed generator never reuses stale data.
+    version = hashlib.blake2b(Path(synth.__file__).read_bytes(), digest_size=4).hexdigest()
+    name = f"{accounts}x{days}-s{seed}-{version}"
+    events, labels = DIR / f"events-{name}.jsonl", DIR / f"labels-{name}.csv"
     if not events.exists() or not labels.exists():
         started = time.perf_counter()
         result = generate(SynthConfig(accounts, days, seed, listed=LISTED), events, labels)
@@ -61,7 +68,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=280)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--stream-events", type=int, default=300_000)
-    parser.add_argument("--backtest-events", type=int, default=1_000_000)
+    parser.add_argument("--backtest-accounts", type=int, default=12_100)
+    parser.add_argument("--backtest-events", type=int, default=0, help="only the first N events (0 = all)")
+    parser.add_argument("--threads", type=int, default=None, help="DuckDB threads (default: all cores)")
     parser.add_argument("--only", choices=("stream", "batch", "recall"), help="run one section only")
     args = parser.parse_args()
     pack = load_pack(None)
@@ -111,15 +120,16 @@ def stream_section(args: argparse.Namespace, pack: Pack, events_path: Path, list
 
 
 def batch_section(args: argparse.Namespace, pack: Pack, events_path: Path, listed: Path) -> None:
-    sample = prefix(events_path, args.backtest_events)
-    started = time.perf_counter()
-    list(backtest(sample, pack, listed, engine="batch"))
-    batch_s = time.perf_counter() - started
-    ten_m = batch_s * 10_000_000 / args.backtest_events
-    print(f"batch backtest        : {args.backtest_events / batch_s:>12,.0f} events/s  "
-          f"({args.backtest_events:,} events in {batch_s:.1f} s; 10 M extrapolated {ten_m:.0f} s)"
-          f"   target ≤ 15 s  {mark(ten_m <= 15)}")
-
+    big, _labels = dataset(args.backtest_accounts, args.days, args.seed)
+    sample = prefix(big, args.backtest_events) if args.backtest_events else big
+    lines = sum(1 for _ in sample.open("rb"))
+    started, cpu = time.perf_counter(), time.process_time()
+    alerts = list(backtest(sample, pack, listed, engine="batch", threads=args.threads))
+    batch_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu
+    ten_m = batch_s * 10_000_000 / lines
+    print(f"batch backtest        : {lines / batch_s:>12,.0f} events/s  ({lines:,} events, "
+          f"{sample.stat().st_size / 1e9:.2f} GB, in {batch_s:.1f} s wall / {cpu_s:.1f} s CPU; "
+          f"{len(alerts):,} alerts; per 10 M: {ten_m:.1f} s)   target ≤ 15 s per 10 M  {mark(ten_m <= 15)}")
 
 
 def recall_section(args: argparse.Namespace, pack: Pack, events_path: Path, labels_path: Path,

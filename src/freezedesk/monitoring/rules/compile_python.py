@@ -170,7 +170,9 @@ def compile_python(pack: Pack) -> str:
         "            raise ValueError(f'more than 65536 events of {acct} in one millisecond')",
         f"    k = ts * {TIE_SLOTS} + st[1]",
         *("    " + g for g in getters),
-        "    listed_ = a_address is not None and a_address in LISTED",
+        # EVM addresses also lower-cased (LISTED holds them folded too: engine.fold_listed)
+        "    listed_ = a_address is not None and (a_address in LISTED or (a_address[:2] in ('0x', '0X')"
+        " and a_address.lower() in LISTED))",
         *("    " + b for b in body if b),
         "    return out",
     ]

@@ -68,6 +68,15 @@ def load_address_list(source: str | Path | Iterable[str] | None) -> frozenset[st
     return frozenset(a for a in (line.split("#", 1)[0].strip() for line in lines) if a)
 
 
+def fold_listed(addresses: Iterable[str]) -> frozenset[str]:
+    """The listed set as both engines match it: as given, plus every EVM address (``0x…``) in lower
+    case. EIP-55 mixed case is a checksum, not part of the address, so lists print the same
+    address checksummed or not; an event's EVM address is looked up as given, then lower-cased
+    (other chains — base58, cashaddr — are case-sensitive and only ever matched exactly)."""
+    addresses = frozenset(addresses)
+    return addresses | {a.lower() for a in addresses if a[:2] in ("0x", "0X")}
+
+
 def _conv_money(value: Decimal | None) -> int | None:
     # DECIMAL(38,8) semantics: round half away from zero to 8 places, keep the scaled integer.
     if value is None:
@@ -374,7 +383,7 @@ class StreamEngine:
         self.states: dict[str, list[Any]] = {}
         self._fu_key = secrets.token_bytes(16)
         namespace: dict[str, Any] = {
-            "STATES": self.states, "LISTED": load_address_list(address_list),
+            "STATES": self.states, "LISTED": fold_listed(load_address_list(address_list)),
             "_EPOCH": datetime(1970, 1, 1, tzinfo=UTC), "_MS": timedelta(milliseconds=1),
             "_conv_money": _conv_money, "_conv_str": _conv_str, "_conv_bool": _conv_same,
             "_conv_count": _conv_same, "_baseline": _baseline, "_add_baseline": _add_baseline,
@@ -385,6 +394,17 @@ class StreamEngine:
         self._namespace = namespace
         exec(compile(self.source, f"<pack {pack.name}>", "exec"), namespace)  # noqa: S102 (our own generated code)
         self._process = namespace["process"]
+
+    @property
+    def listed(self) -> frozenset[str]:
+        """The addresses ``listed`` matches now (EVM addresses folded: see :func:`fold_listed`)."""
+        listed: frozenset[str] = self._namespace["LISTED"]
+        return listed
+
+    def replace_listed(self, address_list: str | Path | Iterable[str] | None) -> None:
+        """Match ``listed`` against a new address list from the next event on (a list was loaded
+        while running). Window state, first-use sets and dedup marks are kept as they are."""
+        self._namespace["LISTED"] = fold_listed(load_address_list(address_list))
 
     def process(self, event: Event) -> list[Alert]:
         fired = self._process(event)
