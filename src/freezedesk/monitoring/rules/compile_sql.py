@@ -16,7 +16,8 @@ rows to a temporary table costs seconds of compression, a materialised CTE next 
 * ``u`` — only the rows a rule is evaluated on or a window / baseline feature matches; window and
   baseline features over ``u``; ``since`` features by ASOF join to the last matching event;
   each rule's condition; dedup (the previous true key of the same account and rule).
-* evidence — the ids of the events that made each alert, read from the alerted accounts' rows.
+* evidence — the ids of the events that made each alert: window rows from ``u``, since targets
+  carried from their ASOF joins.
 
 Windows are ``RANGE BETWEEN W·65536 - 1 PRECEDING AND CURRENT ROW`` on k, i.e. keys in
 (k - W·65536, k], exactly the stream engine's log; an aggregate with ``FILTER (WHERE match)`` over
@@ -184,7 +185,7 @@ def backtest_sql(pack: Pack, source: str) -> str:
     ctes: list[tuple[str, str]] = []
     fu_joins, fu_cols, joins, ft_cols = [], [], [], []
     loose, exact = [at_eval], [at_eval]
-    since_joins, since_cols = [], []
+    since_joins, since_cols, since_carry = [], [], []
     for f in feats:
         i = index[f.key]
         match = names.match(f)
@@ -200,10 +201,13 @@ def backtest_sql(pack: Pack, source: str) -> str:
             # The last matching event strictly before k (its time is the max, as k grows with ts).
             # Read from the keyed events unless the filter needs first_use flags.
             source_rows = f"(SELECT * FROM @FLAGGED@ WHERE {match})" if _needs_flags(f) else "@KEYED@"
-            ctes.append((f"s{i} AS (SELECT acct_no AS s{i}_acct, k AS s{i}_k, ts_ms AS s{i}_ts FROM {source_rows}),\n",
+            ctes.append((f"s{i} AS (SELECT acct_no AS s{i}_acct, k AS s{i}_k, ts_ms AS s{i}_ts, event_id AS s{i}_eid "
+                          f"FROM {source_rows}),\n",
                          names.match(f, attributes_only=True)))
             since_joins.append(f"ASOF LEFT JOIN s{i} ON s{i}_acct = ft.acct_no AND ft.k > s{i}_k")
-            since_cols.append(f", COALESCE(ts_ms - s{i}_ts, {f.default_ms}) AS f{i}")
+            # the matched event is also evidence: its id and key ride along to the alert
+            since_cols.append(f", COALESCE(ts_ms - s{i}_ts, {f.default_ms}) AS f{i}, s{i}_eid, s{i}_k")
+            since_carry.append(f", s{i}_eid, s{i}_k")
         elif f.kind == "window":
             loose.append(names.match(f, attributes_only=True))
             exact.append(match)
@@ -235,7 +239,7 @@ def backtest_sql(pack: Pack, source: str) -> str:
     # account and rule (lag) suppresses the alert when it lies within (k - dedup, k).
     hits = " UNION ALL ".join(
         f"SELECT acct_no, '{r.id}' AS rule_id, '{r.reason_code}' AS reason_code, ts_ms, k, event_id, "
-        f"{r.dedup_ms * TIE_SLOTS} AS dedup FROM cond WHERE c_{r.id}" for r in pack.rules)
+        f"{r.dedup_ms * TIE_SLOTS} AS dedup{''.join(since_carry)} FROM cond WHERE c_{r.id}" for r in pack.rules)
     # Ties (several events of an account in one millisecond) are rare: only the rows that share a
     # hash of (account, ms) with another row are ranked — once, over all of them (``tied``); every
     # reader takes the other rows with tie 0 (a hash collision only adds a row that ranks 0).
@@ -244,8 +248,8 @@ def backtest_sql(pack: Pack, source: str) -> str:
 
     def keyed(where: str) -> str:
         """The keyed events (``k`` = ts_ms·65536 + tie) that satisfy ``where`` (event columns only)."""
-        return (f"(SELECT {cols}, ts_ms * {TIE_SLOTS} AS k FROM ev ANTI JOIN dup ON d_h = {tie_key} WHERE {where}\n"
-                f"   UNION ALL SELECT {cols}, k FROM tied WHERE {where})")
+        return (f"(SELECT {cols}, ts_ms * {TIE_SLOTS} AS k FROM ev ANTI JOIN dup ON d_h = {tie_key} "
+                f"WHERE {where}\n   UNION ALL SELECT {cols}, k FROM tied WHERE {where})")
 
     def flagged(where: str) -> str:
         """:func:`keyed` plus ``listed`` and the first_use flags."""
@@ -282,11 +286,9 @@ ev_at AS (SELECT ft.*{''.join(since_cols)}, acct.first_ts FROM ft {' '.join(sinc
 cond AS MATERIALIZED (SELECT * FROM (SELECT *, {conds} FROM ev_at) WHERE {any_true}),
 hits AS ({hits}),
 alerts AS MATERIALIZED (
-  SELECT acct_no, rule_id, reason_code, ts_ms, k, event_id FROM (
+  SELECT * EXCLUDE (prev, dedup) FROM (
     SELECT *, lag(k) OVER (PARTITION BY acct_no, rule_id ORDER BY k) AS prev FROM hits)
   WHERE prev IS NULL OR prev <= k - dedup),
-alerted AS MATERIALIZED (SELECT DISTINCT acct_no FROM alerts),
-mine AS MATERIALIZED (SELECT * FROM {flagged("acct_no IN (SELECT acct_no FROM alerted)")}),
 {_evidence_ctes(pack, names)}
 found AS (
   SELECT a_acct AS account_id, a.rule_id, a.reason_code, a.ts_ms, list(i.event_id ORDER BY i.k, i.event_id) AS event_ids
@@ -298,20 +300,19 @@ ORDER BY found.ts_ms, found.account_id, found.rule_id"""
 
 def _evidence_ctes(pack: Pack, names: _Names) -> str:
     """``ids``: for each fired alert, the ids of the events that made it — the same set as the
-    stream engine's: the trigger, the window features' matching events, the since targets. Read
-    from ``mine``, the alerted accounts' rows only (one scan of the events instead of one per feature)."""
+    stream engine's: the trigger, the window features' matching events (all of them are rows of
+    ``u``) and the event each since feature matched (carried along from its ASOF join)."""
     parts = ["SELECT a.acct_no, a.rule_id, a.k AS ak, a.event_id, a.k FROM alerts a"]
     for r in pack.rules:
         for f in r.features:
-            match = names.match(f, "e.")
+            i = names.index[f.key]
             if f.kind == "window":
-                parts.append(f"SELECT a.acct_no, a.rule_id, a.k, e.event_id, e.k FROM mine e JOIN alerts a "
+                parts.append(f"SELECT a.acct_no, a.rule_id, a.k, e.event_id, e.k FROM u e JOIN alerts a "
                              f"ON e.acct_no = a.acct_no AND e.k <= a.k AND e.k > a.k - {f.window_ms * TIE_SLOTS} "
-                             f"WHERE a.rule_id = '{r.id}' AND {match}")
+                             f"WHERE a.rule_id = '{r.id}' AND {names.match(f, 'e.')}")
             elif f.kind == "since":
-                parts.append(f"SELECT a.acct_no, a.rule_id, a.k, arg_max(e.event_id, e.k), max(e.k) FROM mine e "
-                             f"JOIN alerts a ON e.acct_no = a.acct_no AND e.k < a.k "
-                             f"WHERE a.rule_id = '{r.id}' AND {match} GROUP BY ALL")
+                parts.append(f"SELECT acct_no, rule_id, k, s{i}_eid, s{i}_k FROM alerts "
+                             f"WHERE rule_id = '{r.id}' AND s{i}_eid IS NOT NULL")
     union = "\n  UNION ".join(parts)
     return f"ids AS ({union}),"
 
