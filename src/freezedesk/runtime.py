@@ -89,7 +89,7 @@ class Runtime:
         self.screening = ScreeningService(self.store, self.catalogue)
         self.follower.subscribe(self._on_list_change)
         # Events posted to the API are evaluated in-process (monitoring.live); built here so a bad
-        # rule pack stops start-up, warmed in start() once the sanctions lists are loaded.
+        # rule pack stops start-up, warmed in start().
         self.monitor = Monitor.from_env(self.store, self.catalogue, self.settings.rules_path,
                                         self.settings.address_list_path, self.settings.monitor_lookback_days)
         self.dispatcher = WebhookDispatcher(self.store, base_delay=self.settings.webhook_base_delay)
@@ -110,8 +110,9 @@ class Runtime:
     def start(self) -> None:
         self.view.warm()
         self.screening.reload()
-        # Rebuild window state from stored events before serving, so a restart loses nothing.
-        self.monitor.warm(self.screening.listed_addresses())
+        # Rebuild window state from stored events before serving, so a restart loses nothing. The
+        # monitor reads the lists' addresses itself, and again whenever a later load changes them.
+        self.monitor.warm()
         if self.settings.background:
             self.follower.start()
             self.dispatcher.start()

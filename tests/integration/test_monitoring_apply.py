@@ -86,3 +86,31 @@ def test_a_restriction_no_longer_in_force_is_not_reused(store: Store, catalogue:
     assert second["restriction_in_force"] == second["restriction_id"]
     assert second["case_id"] == first["case_id"]  # the case is still open: the new restriction joins it
     assert count(store, restrictions) == 2
+
+
+def test_each_applied_alert_is_a_timeline_entry_of_its_case(store: Store, catalogue: ReasonCatalogue) -> None:
+    """Restricting, added to the restriction in force, evidence only: each says so on the case's
+    timeline, written with the alert (a replay adds no entry)."""
+    burst = alert("acct-t", "structuring", "SUS_STRUCTURING", 0)
+    restricted, attached, evidence = apply(store, catalogue, [
+        burst,
+        alert("acct-t", "structuring", "SUS_STRUCTURING", 60 * 30),
+        Alert("acct-t", "high_volume", "SUS_HIGH_VOLUME", T0 + timedelta(hours=31), ("h-1", "h-2", "h-3")),
+    ])
+    assert apply(store, catalogue, [burst]) == []
+    with store.read() as uow:
+        timeline = uow.cases.timeline(restricted["case_id"])
+    assert [(e["event"], e["from"], e["to"]) for e in timeline] == [
+        ("open", None, "opened"), *[("monitoring_alert", None, None)] * 3]
+    assert all(e["actor"] == MONITOR_ACTOR.id for e in timeline)
+    assert [e["data"] for e in timeline[1:]] == [
+        {"alert_id": restricted["id"], "rule_id": "structuring", "reason_code": "SUS_STRUCTURING",
+         "ts": restricted["ts"], "event_count": 1, "action": "hold", "outcome": "restricted",
+         "restriction_id": restricted["restriction_id"]},
+        {"alert_id": attached["id"], "rule_id": "structuring", "reason_code": "SUS_STRUCTURING",
+         "ts": attached["ts"], "event_count": 1, "action": "hold", "outcome": "attached_to_restriction",
+         "restriction_id": restricted["restriction_id"]},
+        {"alert_id": evidence["id"], "rule_id": "high_volume", "reason_code": "SUS_HIGH_VOLUME",
+         "ts": evidence["ts"], "event_count": 3, "action": "alert", "outcome": "evidence",
+         "restriction_id": None},
+    ]

@@ -44,12 +44,19 @@ warm-up). The lock is held across the transaction, so event ingestion in one pro
 on SQLite writes are serial anyway; on PostgreSQL this caps one process's event throughput, and
 the scale-out path is the NATS worker (``freezedesk monitor``), which partitions accounts.
 
+**Listed addresses** (the rules' ``listed``: exact text, EVM ``0x…`` addresses without regard to
+case — see ``engine.fold_listed``) are the address-list file's plus the loaded sanctions lists' —
+and the lists change while the server runs (``freezedesk lists load`` in another process). Every
+:meth:`Monitor.submit` therefore reads the lists' version (``list_loads``: how many loads, and the
+latest one's id) in its own transaction, one small query; when it differs from the version the
+engine was given, the lists' addresses are read again (only entities that list any) and handed to
+the engine (``StreamEngine.replace_listed``; window state stays as it is). So the first batch
+stored after a load commits is already evaluated against it, without a restart; an address taken
+off the lists stops matching the same way.
+
 **Limits.** Each server process has its own engine and sees only the events posted *to it*
 (and, after a restart, everything stored). Run the API with one worker process when relying on
-in-process monitoring, or use the NATS worker. The listed addresses are read at start-up (the
-address-list file and the loaded sanctions lists' addresses, matched as exact text as the rule
-language specifies); a list loaded later takes effect for the ``listed_address`` rule at the next
-restart — ``POST /v1/screening/addresses`` sees it at once.
+in-process monitoring, or use the NATS worker.
 """
 
 from __future__ import annotations
@@ -64,7 +71,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Connection, Select, func, select
 
 from freezedesk.domain.catalogue import ReasonCatalogue
 from freezedesk.domain.restrictions import Actor
@@ -74,6 +81,7 @@ from freezedesk.monitoring.rules.engine import StreamEngine, load_address_list
 from freezedesk.monitoring.rules.language import Pack, load_pack
 from freezedesk.monitoring.service import MONITOR_ACTOR, apply_alerts
 from freezedesk.store.tables import events as events_table
+from freezedesk.store.tables import list_loads, sanctions_entities
 from freezedesk.store.uow import Store, utcnow
 
 log = logging.getLogger(__name__)
@@ -107,7 +115,9 @@ class Monitor:
         self.pack = pack
         self.lookback = lookback
         self.actor = actor
-        self._listed = frozenset(listed)
+        self._static_listed = frozenset(listed)  # the address-list file: fixed for the process
+        self._lists_version: ListsVersion | None = None  # the sanctions lists' the engine has; None: unread
+        self._listed = self._static_listed  # what the engine matches: static plus the lists' addresses
         self._lock = threading.Lock()
         self._engine: StreamEngine | None = None
         self._stale: set[str] = set()  # accounts whose in-memory state must be rebuilt before use
@@ -129,18 +139,24 @@ class Monitor:
         return cls(store, catalogue, pack, load_address_list(Path(addresses)) if addresses else (),
                    timedelta(days=days) if days is not None else None)
 
+    @property
+    def listed_count(self) -> int:
+        """How many addresses the rules' ``listed`` matches now (file and lists, as given)."""
+        return len(self._listed)
+
     # -- start-up ----------------------------------------------------------------------------------
     def warm(self, extra_listed: Iterable[str] = ()) -> int:
-        """Build a fresh engine (listing ``extra_listed`` too) and replay stored events into it.
+        """Build a fresh engine and replay stored events into it.
 
-        Alerts fired during the replay are discarded: they were acted on when the events first
-        arrived. Returns the number of events replayed.
+        The engine lists the address-list file's addresses, ``extra_listed`` (kept for the life of
+        the process, like the file's) and the loaded sanctions lists' addresses as of now (read
+        from the database; later loads are picked up by :meth:`submit`). Alerts fired during the
+        replay are discarded: they were acted on when the events first arrived. Returns the number
+        of events replayed.
         """
         with self._lock:
-            self._listed = self._listed | frozenset(extra_listed)
-            self._engine = StreamEngine(self.pack, _with_folded_evm(self._listed))
-            self._stale.clear()
-            count = self._replay(self._engine, None)
+            self._static_listed = self._static_listed | frozenset(extra_listed)
+            count = self._build()
         log.info("monitor: pack %s, %d listed addresses, %d events replayed", self.pack.name,
                  len(self._listed), count)
         return count
@@ -165,11 +181,38 @@ class Monitor:
                 for row in partition:
                     yield parse_event(json.loads(row.payload), 0)
 
+    def _build(self) -> int:
+        """A fresh engine listing the static addresses and the lists' as of now, fed every stored event."""
+        with self.store.read() as uow:
+            self._lists_version, from_lists = _read_lists(uow.conn, None)
+        self._listed = self._static_listed | from_lists
+        self._engine = StreamEngine(self.pack, self._listed)  # the engine folds EVM case itself
+        self._stale.clear()
+        return self._replay(self._engine, None)
+
     def _require_engine(self) -> StreamEngine:
         if self._engine is None:  # a runtime used without start(): build lazily
-            self._engine = StreamEngine(self.pack, _with_folded_evm(self._listed))
-            self._replay(self._engine, None)
+            self._build()
+        assert self._engine is not None
         return self._engine
+
+    def _follow_lists(self, conn: Connection) -> StreamEngine:
+        """The engine to use, after taking on a sanctions-list load committed since the last call
+        (one query when nothing changed). Called under the lock, in the submit's transaction."""
+        engine = self._require_engine()
+        version, from_lists = _read_lists(conn, self._lists_version)
+        if version == self._lists_version:
+            return engine
+        listed = self._static_listed | from_lists
+        if listed != self._listed:
+            # Past events keep what they were counted as when they arrived (a `listed` in a window
+            # filter, which the standard pack has not, would count them anew only on a replay).
+            engine.replace_listed(listed)
+            log.info("monitor: sanctions lists changed, %d listed addresses now (were %d)", len(listed),
+                     len(self._listed))
+            self._listed = listed
+        self._lists_version = version  # only once taken on: a failed swap is retried next time
+        return engine
 
     def _rebuild(self, engine: StreamEngine, accounts: set[str]) -> None:
         """Forget these accounts' in-memory state and replay their stored events."""
@@ -191,6 +234,7 @@ class Monitor:
                 self._rebuild(engine, set(self._stale))
             try:
                 with self.store.unit_of_work() as uow:
+                    engine = self._follow_lists(uow.conn)
                     result, stored, registered = ingest_in(uow, batch, actor, source)
                     alerts = [alert for event in _new_in_time_order(batch, stored)
                               for alert in engine.process(event)]
@@ -215,7 +259,22 @@ def _new_in_time_order(batch: Sequence[Event], stored: frozenset[str]) -> list[E
     return sorted(fresh, key=lambda e: e.ts)
 
 
-def _with_folded_evm(addresses: frozenset[str]) -> frozenset[str]:
-    """Listed EVM addresses also in lower case: lists print them checksummed or not, and the
-    rule's ``listed`` is an exact text match (other chains are case-sensitive and kept as is)."""
-    return addresses | {a.lower() for a in addresses if a[:2] in ("0x", "0X")}
+#: ``(number of list loads, latest load's id)``: changes with every ``lists load``, whatever it changed.
+ListsVersion = tuple[int, str | None]
+
+#: How an entity without digital-currency addresses is stored (``screening.service.entity_to_json``:
+#: compact separators, sorted keys). Only a filter to skip parsing most entities: were the format to
+#: change, nothing would be skipped and the result would be the same.
+_NO_ADDRESSES = '%"addresses":[]%'
+
+
+def _read_lists(conn: Connection, known: ListsVersion | None) -> tuple[ListsVersion, frozenset[str]]:
+    """The lists' version and, unless it is ``known``, the text of every listed address (as
+    ``ScreeningService.listed_addresses`` gives them: as the lists print them)."""
+    count, latest = conn.execute(select(func.count(list_loads.c.id), func.max(list_loads.c.id))).one()
+    version: ListsVersion = (int(count), latest)
+    if version == known:
+        return version, frozenset()
+    rows = conn.execute(select(sanctions_entities.c.payload).where(
+        sanctions_entities.c.payload.not_like(_NO_ADDRESSES)))
+    return version, frozenset(a["address"] for row in rows for a in json.loads(row.payload).get("addresses", ()))

@@ -19,6 +19,15 @@ What one alert does, by the rule's ``action``:
 * ``freeze`` — as above, plus a restriction with the reason's default scopes (e.g. login,
   withdraw and api for ``SEC_ACCOUNT_TAKEOVER``; everything for ``REG_SANCTIONS_MATCH``).
 
+Whatever the action, the alert is also an entry of its case's timeline (``monitoring_alert``, no
+state change; ``data`` names the alert, rule, reason code, the firing event's ``ts``, how many
+events it rests on, the rule's action, the ``outcome`` — ``restricted``, ``attached_to_restriction``
+or ``evidence`` — and the restriction that enforces it), written in the same transaction. The staff
+case view shows it; the customer's inquiry view never does (:func:`freezedesk.services.cases.get_inquiry`).
+
+The second half of this module is what staff read: :func:`list_alerts`, :func:`get_alert` and
+:func:`rules_view` (``GET /v1/monitoring/alerts``, ``…/alerts/{id}``, ``…/rules``).
+
 Two guards keep repetition harmless:
 
 * **The same alert twice** (same account, rule and ``ts``) is skipped: the ``monitoring_alerts``
@@ -31,28 +40,32 @@ Two guards keep repetition harmless:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from freezedesk.domain.catalogue import ReasonCatalogue
+from freezedesk.domain.errors import DomainError, NotFound
 from freezedesk.domain.ids import new_id
 from freezedesk.domain.restrictions import Actor, Restriction, Source, Status
-from freezedesk.domain.scopes import Cause
+from freezedesk.domain.scopes import Cause, resolve_scopes
 from freezedesk.monitoring.events import format_ts
 from freezedesk.monitoring.ingest import Registered
 from freezedesk.monitoring.rules.engine import Alert
-from freezedesk.monitoring.rules.language import Pack, Rule
+from freezedesk.monitoring.rules.language import Feature, Literal_, Pack, Rule
 from freezedesk.services import cases as case_service
 from freezedesk.services import restrictions as restriction_service
-from freezedesk.services.views import iso
-from freezedesk.store.tables import monitoring_alerts
-from freezedesk.store.uow import UnitOfWork, utcnow
+from freezedesk.services.views import iso, restriction_view
+from freezedesk.store.tables import cases, events, monitoring_alerts
+from freezedesk.store.uow import Store, UnitOfWork, utcnow
 
 #: Who acts when a rule restricts an account: the audit log and the restriction name the machine.
 MONITOR_ACTOR: Final = Actor("system:monitoring")
@@ -62,6 +75,9 @@ HOLD_SCOPES: Final = ("withdrawal_hold",)
 
 #: Accounts per ``IN (…)`` list when reading what is already recorded (SQLite's parameter limit).
 CHUNK: Final = 500
+
+#: The case-timeline entry an applied alert writes (``case_events.event``; no state change).
+TIMELINE_EVENT: Final = "monitoring_alert"
 
 
 def apply_alerts(
@@ -204,6 +220,14 @@ def _apply_one(
             _InForce(frozen.restriction, case_id, inquiry_number))
 
     alert_id = new_id("alr")
+    # The case's timeline shows the alert beside its state changes (staff view only: it is an
+    # entry without a state, which the customer's inquiry timeline never shows).
+    uow.cases.record_event(case_id, now, actor.id, TIMELINE_EVENT, None, None, {
+        "alert_id": alert_id, "rule_id": rule.id, "reason_code": alert.reason_code, "ts": format_ts(alert.ts),
+        "event_count": len(alert.event_ids), "action": rule.action,
+        "outcome": "restricted" if created_id else "attached_to_restriction" if in_force else "evidence",
+        "restriction_id": in_force,
+    })
     uow.conn.execute(monitoring_alerts.insert().values(
         id=alert_id, account_id=account_id, rule_id=rule.id, reason_code=alert.reason_code,
         action=rule.action, ts=alert.ts, event_ids=json.dumps(list(alert.event_ids)),
@@ -217,3 +241,200 @@ def _apply_one(
     }
     uow.audit(actor.id, "monitoring.alert", "monitoring_alert", alert_id, account_id, view, now)
     return {**view, "inquiry_number": inquiry_number, "restriction_in_force": in_force}
+
+
+# -- what staff read: alerts and the rules behind them ---------------------------------------------
+
+#: Alerts per page of ``GET /v1/monitoring/alerts``: the default and the most one page may ask for.
+PAGE_DEFAULT: Final = 50
+PAGE_MAX: Final = 500
+
+
+class InvalidQuery(DomainError):
+    """A list's filters or cursor are not valid (``field`` names the query parameter)."""
+
+    type = "invalid-query"
+    title = "The query parameters are not valid"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFilter:
+    """Filters of the alert list; ``since`` is inclusive and ``until`` exclusive, on the alert's ``ts``."""
+
+    account_id: str | None = None
+    rule_id: str | None = None
+    reason_code: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def encode_cursor(ts: datetime, alert_id: str) -> str:
+    """The opaque position after the alert ``(ts, alert_id)`` in the list's order."""
+    raw = json.dumps([ts.astimezone(UTC).isoformat(), alert_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        ts, alert_id = raw
+        at = datetime.fromisoformat(ts)
+        if at.tzinfo is None or not isinstance(alert_id, str) or not alert_id:
+            raise ValueError(cursor)
+    except (ValueError, TypeError, binascii.Error):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise InvalidQuery("the cursor is not one this API returned (use next_cursor as given)",
+                           field="cursor") from None
+    return at.astimezone(UTC), alert_id
+
+
+def list_alerts(
+    store: Store, pack: Pack, filters: AlertFilter, limit: int = PAGE_DEFAULT, cursor: str | None = None,
+) -> dict[str, Any]:
+    """Recorded alerts, newest first (by the firing event's ``ts``, then id), one page at a time.
+
+    Keyset pagination: ``next_cursor`` (None on the last page) continues after the page's last
+    alert, so alerts recorded meanwhile never shift a page or repeat one. Each item is the stored
+    alert with its case's inquiry number and the active pack's title of the rule (None when the
+    rule is no longer in the pack).
+    """
+    if not 1 <= limit <= PAGE_MAX:
+        raise InvalidQuery(f"limit must be from 1 to {PAGE_MAX}", field="limit")
+    since, until = filters.since, filters.until
+    if since is not None and until is not None and since >= until:
+        raise InvalidQuery("since must be earlier than until", field="since")
+    a = monitoring_alerts
+    query = select(a, cases.c.inquiry_number).join(cases, cases.c.id == a.c.case_id)
+    for column, value in ((a.c.account_id, filters.account_id), (a.c.rule_id, filters.rule_id),
+                          (a.c.reason_code, filters.reason_code)):
+        if value is not None:
+            query = query.where(column == value)
+    if since is not None:
+        query = query.where(a.c.ts >= since)
+    if until is not None:
+        query = query.where(a.c.ts < until)
+    if cursor is not None:
+        after_ts, after_id = decode_cursor(cursor)
+        query = query.where(or_(a.c.ts < after_ts, and_(a.c.ts == after_ts, a.c.id < after_id)))
+    query = query.order_by(a.c.ts.desc(), a.c.id.desc()).limit(limit + 1)
+    with store.read() as uow:
+        rows = uow.conn.execute(query).all()
+    titles = {rule.id: rule.title for rule in pack.rules}
+    page = rows[:limit]
+    return {
+        "items": [_alert_view(row, titles) for row in page],
+        "next_cursor": encode_cursor(page[-1].ts, page[-1].id) if len(rows) > limit else None,
+    }
+
+
+def get_alert(store: Store, pack: Pack, alert_id: str) -> dict[str, Any]:
+    """One alert as an investigator needs it: the events that fired it (stored payloads, in the
+    alert's order), its case (id, cause, state, inquiry number), the rule as the active pack
+    defines it, and ``restriction`` — the one that enforces the finding: the restriction this
+    alert created, or for an alert that found one of the same rule already in force, that one
+    (its current status; None for an ``alert`` rule)."""
+    now = utcnow()
+    a = monitoring_alerts
+    with store.read() as uow:
+        row = uow.conn.execute(
+            select(a, cases.c.inquiry_number).join(cases, cases.c.id == a.c.case_id).where(a.c.id == alert_id)
+        ).first()
+        if row is None:
+            raise NotFound(f"alert {alert_id!r} does not exist", alert_id=alert_id)
+        case = uow.cases.get(row.case_id)
+        event_ids: list[str] = json.loads(row.event_ids)
+        payloads: dict[str, Any] = {}
+        for start in range(0, len(event_ids), CHUNK):
+            chunk = event_ids[start:start + CHUNK]
+            payloads.update((r.event_id, json.loads(r.payload)) for r in uow.conn.execute(
+                select(events.c.event_id, events.c.payload).where(events.c.event_id.in_(chunk))))
+        enforcing = row.restriction_id
+        if enforcing is None and row.action != "alert":
+            # Attached to an earlier alert's restriction: the latest one of this rule on this
+            # account's case recorded before this alert (the one that was in force then).
+            enforcing = uow.conn.execute(
+                select(a.c.restriction_id).where(
+                    a.c.account_id == row.account_id, a.c.rule_id == row.rule_id, a.c.case_id == row.case_id,
+                    a.c.restriction_id.is_not(None),
+                    or_(a.c.created_at < row.created_at, and_(a.c.created_at == row.created_at, a.c.id < row.id)),
+                ).order_by(a.c.created_at.desc(), a.c.id.desc()).limit(1)
+            ).scalar()
+        restriction = uow.restrictions.get(enforcing) if enforcing is not None else None
+    rules = {rule.id: rule for rule in pack.rules}
+    rule = rules.get(row.rule_id)
+    return {
+        **_alert_view(row, {r: rules[r].title for r in rules}),
+        "events": [payloads[e] for e in event_ids if e in payloads],
+        "case": {"id": case.id, "cause": case.cause.value, "state": case.state,
+                 "inquiry_number": case.inquiry_number},
+        "restriction": restriction_view(restriction, case.inquiry_number, now) if restriction else None,
+        "rule": rule_view(rule) if rule is not None else None,
+    }
+
+
+def _alert_view(row: Any, titles: dict[str, str]) -> dict[str, Any]:
+    return {
+        "id": row.id, "account_id": row.account_id, "rule_id": row.rule_id, "rule_title": titles.get(row.rule_id),
+        "reason_code": row.reason_code, "action": row.action, "ts": format_ts(row.ts),
+        "event_ids": json.loads(row.event_ids), "case_id": row.case_id, "inquiry_number": row.inquiry_number,
+        "restriction_id": row.restriction_id, "created_at": iso(row.created_at),
+    }
+
+
+def rules_view(pack: Pack, catalogue: ReasonCatalogue, listed_addresses: int) -> dict[str, Any]:
+    """The active pack as an analyst reads it: per rule what it looks for (intent, the condition
+    as written, its parameters and features) and what it does (action, reason code, the scopes a
+    ``hold``/``freeze`` restricts)."""
+    items = []
+    for rule in pack.rules:
+        reason = catalogue.get(rule.reason_code)
+        restricts = ([] if rule.action == "alert" else resolve_scopes(HOLD_SCOPES).sorted_names()
+                     if rule.action == "hold" else reason.default_scopes.sorted_names())
+        items.append({**rule_view(rule), "cause": reason.cause.value, "restricts": restricts})
+    return {"pack": pack.name, "listed_addresses": listed_addresses, "rules": items}
+
+
+def rule_view(rule: Rule) -> dict[str, Any]:
+    return {
+        "id": rule.id, "title": rule.title, "intent": rule.intent, "reason_code": rule.reason_code,
+        "action": rule.action, "on": list(rule.on), "params": dict(rule.params), "when": rule.when_text,
+        "features": [_feature_view(f) for f in rule.features], "dedup": _duration_text(rule.dedup_ms),
+    }
+
+
+def _feature_view(feature: Feature) -> dict[str, Any]:
+    view: dict[str, Any] = {"name": feature.name, "kind": feature.kind}
+    if feature.kind == "window":
+        view.update(aggregate=feature.agg, of=feature.of.name if feature.of else "events",
+                    window=_duration_text(feature.window_ms))
+    elif feature.kind == "since":
+        view.update(default=_duration_text(feature.default_ms))
+    elif feature.kind == "baseline":
+        view.update(of=feature.of.name if feature.of else None, days=feature.days)
+    else:
+        view.update(of=feature.of.name if feature.of else None)
+    view["where"] = [f"{c.attr.name} {c.op} {', '.join(_literal_text(v, c.attr.scale) for v in c.values)}"
+                     for c in feature.where]
+    return view
+
+
+def _literal_text(value: Literal_, attr_scale: int) -> str:
+    """A filter value as the analyst wrote it (a number in the attribute's units: a filter's literal
+    is stored at the attribute's scale, e.g. money in 1e-8 USD)."""
+    if value.kind == "bool":
+        return "true" if value.code else "false"
+    if value.kind == "str":
+        return str(value.code)
+    if value.kind == "duration" and isinstance(value.code, int):
+        return _duration_text(value.code)
+    assert isinstance(value.code, int)
+    return format(Decimal(value.code).scaleb(-(value.scale + attr_scale)).normalize(), "f")
+
+
+def _duration_text(ms: int) -> str:
+    """Milliseconds in the rule language's largest whole unit (``24h`` reads ``1d``)."""
+    if ms == 0:
+        return "0s"
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"

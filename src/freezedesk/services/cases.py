@@ -11,6 +11,7 @@ from sqlalchemy import select
 from freezedesk.domain import inquiry as inquiry_numbers
 from freezedesk.domain.cases import Case
 from freezedesk.domain.catalogue import Disclosure, ReasonCatalogue, ReasonCode
+from freezedesk.domain.errors import NotFound
 from freezedesk.domain.playbooks import authorize_event
 from freezedesk.domain.restrictions import Actor, Status
 from freezedesk.domain.scopes import Cause
@@ -132,13 +133,24 @@ def get_case(store: Store, case_id: str) -> dict[str, Any]:
 
 
 def get_inquiry(store: Store, catalogue: ReasonCatalogue, number: str, locale: str = "en") -> dict[str, Any]:
-    """The customer-facing view of an inquiry: only what the reason catalogue lets us disclose."""
+    """The customer-facing view of an inquiry: only what the reason catalogue lets us disclose.
+
+    Tipping-off: nothing here may tell the customer that they are (or were) being monitored or
+    investigated. So the view shows state changes only — never the timeline's evidence entries
+    (monitoring alerts) — and it exists only from the case's first restriction on: a case that
+    monitoring opened for an alert and that restricts nothing is an internal investigation and
+    reads as an unknown inquiry number (the very same 404), and when a restriction joins such a
+    case later, the customer's view starts at that restriction, not at the earlier alert.
+    """
     printed = inquiry_numbers.normalize(number)
     now = utcnow()
     with store.read() as uow:
         case = uow.cases.by_inquiry(printed)
         restrictions = uow.restrictions.for_case(case.id)
+        if not restrictions:
+            raise NotFound(f"inquiry {printed} does not exist", inquiry_number=printed)
         events = uow.cases.timeline(case.id)
+    visible_from = max(case.opened_at, min(r.starts_at for r in restrictions))
     items = []
     for r in restrictions:
         reason = catalogue.get(r.reason_code)
@@ -171,18 +183,28 @@ def get_inquiry(store: Store, catalogue: ReasonCatalogue, number: str, locale: s
             return "in_review" if in_force else "resolved"
         return CUSTOMER_STATUS.get(state, "in_review")
 
-    # Customers see when their visible status changed, never internal steps (escalation, report):
-    # consecutive entries with the same visible status are one entry.
-    timeline: list[dict[str, Any]] = []
+    # Customers see when their visible status changed, never internal steps (escalation, report)
+    # nor evidence (entries without a state: monitoring alerts). What happened up to the first
+    # restriction is one entry at its start, with the status the case had then; consecutive
+    # entries with the same visible status are one entry.
+    changes: list[tuple[datetime, str]] = []
     for event in events:
-        shown = customer_status(event["to"])
+        if event["to"] is None:
+            continue
+        at, shown = max(event["at"], visible_from), customer_status(event["to"])
+        if changes and changes[-1][0] == visible_from == at:
+            changes[-1] = (at, shown)
+        else:
+            changes.append((at, shown))
+    timeline: list[dict[str, Any]] = []
+    for at, shown in changes:
         if not timeline or timeline[-1]["status"] != shown:
-            timeline.append({"at": iso(event["at"]), "status": shown})
+            timeline.append({"at": iso(at), "status": shown})
     return {
         "inquiry_number": printed,
         "status": customer_status(case.state),
         "cause": disclosed_cause,
-        "opened_at": iso(case.opened_at),
+        "opened_at": iso(visible_from),
         "expected_response_by": iso(case.sla_due_at) if case.is_open else None,
         "restrictions": items,
         "timeline": timeline,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -362,20 +363,26 @@ class CaseRepository:
             raise ConcurrentUpdate(case.id)
 
     def record_event(
-        self, case_id: str, at: datetime, actor: str, event: str, before: str | None, after: str
+        self, case_id: str, at: datetime, actor: str, event: str, before: str | None, after: str | None,
+        data: dict[str, Any] | None = None,
     ) -> None:
+        """One timeline entry: a state change (``before`` → ``after``), or with ``after=None`` an
+        entry that changes no state (evidence such as a monitoring alert), described by ``data``."""
         self.conn.execute(
             insert(case_events).values(
-                case_id=case_id, at=at, actor=actor, event=event, from_state=before, to_state=after
+                case_id=case_id, at=at, actor=actor, event=event, from_state=before, to_state=after,
+                data=None if data is None else json.dumps(data, ensure_ascii=False, separators=(",", ":")),
             )
         )
 
     def timeline(self, case_id: str) -> list[dict[str, Any]]:
+        """Every entry in the order written; ``to`` is None for entries that change no state."""
         rows = self.conn.execute(
             select(case_events).where(case_events.c.case_id == case_id).order_by(case_events.c.id)
         )
         return [
-            {"at": r.at, "actor": r.actor, "event": r.event, "from": r.from_state, "to": r.to_state}
+            {"at": r.at, "actor": r.actor, "event": r.event, "from": r.from_state, "to": r.to_state,
+             "data": None if r.data is None else json.loads(r.data)}
             for r in rows
         ]
 

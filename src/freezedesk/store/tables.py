@@ -96,7 +96,10 @@ case_events = Table(
     Column("actor", String(64), nullable=False),
     Column("event", String(40), nullable=False),
     Column("from_state", String(32)),
-    Column("to_state", String(32), nullable=False),
+    # NULL for an entry that is not a state change (evidence such as a monitoring alert, whose
+    # details are in ``data``); the customer's inquiry timeline shows state changes only.
+    Column("to_state", String(32)),
+    Column("data", Text),  # JSON object, or NULL
 )
 
 restrictions = Table(
@@ -321,4 +324,6 @@ monitoring_alerts = Table(
     Column("restriction_id", String(40), ForeignKey("restrictions.id")),
     Column("created_at", UTCDateTime(), nullable=False),
     UniqueConstraint("account_id", "rule_id", "ts", name="uq_monitoring_alerts_account_rule_ts"),
+    # The staff list (GET /v1/monitoring/alerts): newest first by the firing event's time, id as tie-break.
+    Index("ix_monitoring_alerts_ts_id", "ts", "id"),
 )

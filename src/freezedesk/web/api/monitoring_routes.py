@@ -1,17 +1,25 @@
-"""Monitoring endpoints: the exchange core reports what happened on its accounts."""
+"""Monitoring endpoints: the exchange core reports what happened on its accounts; staff read the
+alerts it raised and the rules that raised them.
+
+The reads are staff-only (a staff API key of any role — case workers and auditors — with
+``cases:read``: alerts are case evidence, and rule thresholds are not for the exchange core's
+screens, let alone a customer's). FreezeDesk serves one exchange, so there is no per-key account
+scoping to apply: a staff member sees every account's alerts, as they see every case.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends
-from pydantic import Field
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import AwareDatetime, Field
 
+from freezedesk.monitoring import service as monitoring_service
 from freezedesk.monitoring.events import validate_values
 from freezedesk.services.api_keys import Principal
 from freezedesk.web.api.auth import require
 from freezedesk.web.api.routes import RuntimeDep
-from freezedesk.web.api.schemas import Body
+from freezedesk.web.api.schemas import ACCOUNT_ID_PATTERN, Body
 
 router = APIRouter(prefix="/v1", tags=["monitoring"])
 
@@ -47,3 +55,47 @@ def post_events(
     batch = validate_values(enumerate(body.events), source="events", position="index")
     done = rt.monitor.submit(batch, who.actor.id, source=f"api:{who.key_id}")
     return {"accepted": done.ingest.accepted, "duplicates": done.ingest.duplicates, "alerts": done.alerts}
+
+
+#: Staff reads: any staff role (auditors included), never a partner (machine) key.
+StaffReader = Annotated[Principal, Depends(require("cases:read", staff=True))]
+
+
+@router.get("/monitoring/alerts", summary="Monitoring alerts, newest first (staff)")
+def list_alerts(
+    rt: RuntimeDep, _: StaffReader,
+    account_id: Annotated[str | None, Query(pattern=ACCOUNT_ID_PATTERN, max_length=128)] = None,
+    rule_id: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{0,63}$")] = None,
+    reason_code: Annotated[str | None, Query(pattern=r"^[A-Z][A-Z0-9_]{2,63}$")] = None,
+    since: Annotated[AwareDatetime | None, Query(description="alerts whose ts is at or after this (RFC 3339)")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="alerts whose ts is before this (RFC 3339)")] = None,
+    limit: Annotated[int, Query(ge=1, le=monitoring_service.PAGE_MAX)] = monitoring_service.PAGE_DEFAULT,
+    cursor: Annotated[str | None, Query(max_length=400, description="next_cursor of the previous page")] = None,
+) -> dict[str, Any]:
+    """Alerts the rules raised and FreezeDesk acted on, newest first by the firing event's ``ts``
+    (then by id): ``{items, next_cursor}``. Pass ``next_cursor`` back as ``cursor`` with the same
+    filters for the next page; it is ``null`` on the last one. ``since`` is inclusive, ``until``
+    exclusive; ``since`` not before ``until``, or a cursor this API did not return, is a 422
+    ``invalid-query`` naming the ``field``; a malformed parameter is a 422 ``validation-error``.
+    """
+    filters = monitoring_service.AlertFilter(account_id, rule_id, reason_code, since, until)
+    return monitoring_service.list_alerts(rt.store, rt.monitor.pack, filters, limit, cursor)
+
+
+@router.get("/monitoring/alerts/{alert_id}", summary="One monitoring alert with its events, case and restriction")
+def get_alert(alert_id: Annotated[str, Path(max_length=64)], rt: RuntimeDep, _: StaffReader) -> dict[str, Any]:
+    """The alert, the stored events that fired it (in the alert's order), its case (id, cause,
+    state, inquiry number), the restriction that enforces the finding (the one this alert created,
+    or the one of the same rule it was added to; ``null`` for an ``alert`` rule) with its current
+    status, and the rule as the active pack defines it. An unknown id is a 404 ``not-found``."""
+    return monitoring_service.get_alert(rt.store, rt.monitor.pack, alert_id)
+
+
+@router.get("/monitoring/rules", summary="The active rule pack: what each rule looks for and does (staff)")
+def list_rules(rt: RuntimeDep, _: StaffReader) -> dict[str, Any]:
+    """Per rule: ``id``, ``title``, ``intent``, the condition ``when`` as written, ``params`` (the
+    pack's and the rule's, as substituted), ``features`` (windows, first use, since, baselines with
+    their filters), ``on`` (event types), ``dedup``, ``action`` (alert / hold / freeze), the
+    ``reason_code`` and its ``cause``, and ``restricts`` — the scopes a ``hold``/``freeze`` blocks.
+    ``listed_addresses`` is how many addresses the ``listed`` feature matches now."""
+    return monitoring_service.rules_view(rt.monitor.pack, rt.catalogue, rt.monitor.listed_count)
