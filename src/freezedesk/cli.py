@@ -405,12 +405,15 @@ def events_publish(
     stream: StreamOption = "FREEZEDESK_EVENTS",
     subject_prefix: SubjectPrefixOption = "freezedesk.events",
     partitions: PartitionsOption = 16,
+    duplicate_window: Annotated[float, typer.Option(
+        help="Seconds JetStream drops a re-published event id (applies when this creates the stream)")] = 120.0,
 ) -> None:
     """Validate FILE and publish each event to the JetStream stream, partitioned by account.
 
     The stream is created if missing. Events already in the stream's duplicate window (same
-    event_id) are dropped by JetStream, so re-publishing a file is harmless. Any bad event rejects
-    the whole file before anything is published (exit code 2).
+    event_id) are dropped by JetStream; later re-sends are stored, and the monitor workers skip
+    them (--dedup-hours), so re-publishing a file is harmless. Any bad event rejects the whole file
+    before anything is published (exit code 2).
     """
     import asyncio
 
@@ -433,20 +436,26 @@ def events_publish(
     except ValueError as exc:
         raise _fail(str(exc)) from None
 
-    async def publish() -> tuple[int, int]:
+    if not duplicate_window > 0:
+        raise _fail(f"--duplicate-window must be a positive number of seconds, not {duplicate_window}")
+
+    async def publish() -> tuple[int, int, float]:
         nc = await asyncio.wait_for(nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=0), 15)
         try:
             js = nc.jetstream()
-            await ensure_stream(js, layout)
+            window = await ensure_stream(js, layout, duplicate_window)
             result = await publish_events(js, layout, batch)
-            return result.published, result.duplicates
+            return result.published, result.duplicates, window
         finally:
             await nc.close()
 
     try:
-        published, duplicates = asyncio.run(publish())
+        published, duplicates, window = asyncio.run(publish())
     except (OSError, TimeoutError, ValueError) as exc:
         raise _fail(f"{nats_url}: {exc}") from None
+    if window != duplicate_window:
+        typer.echo(f"note: stream {stream} exists with a duplicate window of {window:g} s; --duplicate-window "
+                   "applies only when the stream is created", err=True)
     typer.echo(f"{published} events published to {stream}, {duplicates} duplicates dropped")
 
 
@@ -467,14 +476,22 @@ def monitor(
     batch: Annotated[int, typer.Option(help="Messages per fetch")] = 256,
     snapshot_every: Annotated[int, typer.Option(help="Snapshot a partition after this many events")] = 10_000,
     snapshot_seconds: Annotated[float, typer.Option(help="... or after this many seconds")] = 30.0,
+    dedup_hours: Annotated[int, typer.Option(
+        min=1, help="Hours of event time each partition remembers counted event ids: a re-sent one is skipped, "
+                    "an event older than that behind the partition's latest is refused as late (listed in "
+                    "STATE_DIR/refused/)")] = 168,
     halt_after_alerts: Annotated[int | None, typer.Option(hidden=True, help="Fault injection for tests")] = None,
+    halt_after_events: Annotated[int | None, typer.Option(hidden=True, help="Fault injection for tests")] = None,
 ) -> None:
     """Consume the event stream from NATS JetStream and raise alerts — one worker of --workers.
 
     Worker I owns the partitions p with p % WORKERS == I. Alerts go to STATE_DIR/alerts/*.jsonl
     (one file per partition, the backtest format) and, with --apply, to the database. State is
     snapshotted to STATE_DIR and rebuilt from the stream on restart: no event is lost or counted
-    twice, and no alert is written twice. Stop with SIGTERM or Ctrl-C (a final snapshot is taken).
+    twice, and no alert is written twice. An event re-sent after JetStream's duplicate window is
+    skipped by its event id; one older than --dedup-hours behind its partition's latest event is
+    refused as late and listed in STATE_DIR/refused/. Stop with SIGTERM or Ctrl-C (a final snapshot
+    is taken).
     """
     from freezedesk.monitoring.jetstream import StreamLayout
     from freezedesk.monitoring.rules import RuleError, load_address_list, load_pack
@@ -494,7 +511,8 @@ def monitor(
     try:
         config = WorkerConfig(nats_url, worker, workers, state_dir, StreamLayout(stream, subject_prefix, partitions),
                               batch=batch, snapshot_every=snapshot_every, snapshot_seconds=snapshot_seconds,
-                              halt_after_alerts=halt_after_alerts)
+                              dedup_hours=dedup_hours, halt_after_alerts=halt_after_alerts,
+                              halt_after_events=halt_after_events)
         if apply:
             from freezedesk.reference import load_catalogue
 
@@ -507,15 +525,25 @@ def monitor(
         raise _fail(str(exc)) from None
     alerts_dir = state_dir / "alerts"
     database = DatabaseAlertSink(_store(database_url_), catalogue, pack) if apply else None
+    if database is not None:
+        try:
+            database.check_schema()
+        except RuntimeError as exc:
+            raise _fail(str(exc)) from None
 
     def sinks(partition: int) -> AlertSink:
         local = JsonlAlertSink(alerts_dir / f"partition-{partition:04d}.jsonl")
         return local if database is None else TeeAlertSink(database, local)
 
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
-        run_worker(config, pack, listed, sinks, log=lambda line: err.print(line, highlight=False))
+        # plain lines, never wrapped: operators grep the worker's log
+        run_worker(config, pack, listed, sinks, log=lambda line: typer.echo(line, err=True))
     except (StreamMismatchError, RuntimeError, OSError, TimeoutError) as exc:
         raise _fail(str(exc) or type(exc).__name__) from None
+    except SQLAlchemyError as exc:  # the database went away: stop; a restart replays from the last snapshot
+        raise _fail(f"database: {type(exc).__name__}: {getattr(exc, 'orig', None) or exc}") from None
 
 
 def main() -> None:

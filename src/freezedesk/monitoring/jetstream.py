@@ -19,10 +19,13 @@ Why a *stable* hash
 Publishing
     One message per event: the event's canonical JSON (:meth:`Event.to_json`) as the payload and
     ``Nats-Msg-Id: <event_id>`` as a header, so JetStream drops a re-published event within the
-    stream's duplicate window (default here: 2 minutes) — a publisher that crashes and re-sends its
-    file does not make the workers count anything twice. Outside the window the stream cannot tell;
-    upstream producers must not re-send old events (``freezedesk events ingest`` into the database
-    dedupes by id forever; the stream only within the window). Every message also carries
+    stream's duplicate window (2 minutes unless ``duplicate_window`` / ``events publish
+    --duplicate-window`` says otherwise when the stream is created) — a publisher that crashes and
+    re-sends its file does not even store it twice. Outside the window the stream stores the copy,
+    and the workers catch it: each partition remembers the event ids it counted for days of event
+    time and skips a re-sent one (:class:`freezedesk.monitoring.worker.EventIdMemory`). The window
+    costs the server memory per message id, so it stays short; the workers' memory is the one that
+    must span outages. Every message also carries
     ``Freezedesk-Partitions: P``; a worker configured with a different ``P`` refuses to run instead of
     silently routing accounts to the wrong state.
 
@@ -101,22 +104,26 @@ class StreamLayout:
 
 
 async def ensure_stream(js: JetStreamContext, layout: StreamLayout,
-                        duplicate_window: float = DEFAULT_DUPLICATE_WINDOW) -> None:
+                        duplicate_window: float = DEFAULT_DUPLICATE_WINDOW) -> float:
     """Create the stream (file storage, subjects ``<prefix>.*``) unless it exists already.
 
-    An existing stream is left as it is (retention and limits are an operator's decision), but it
-    must capture our subjects.
+    ``duplicate_window`` (seconds, > 0) is JetStream's dedup window by ``Nats-Msg-Id`` for a stream
+    created here. An existing stream is left as it is (retention, limits and its window are an
+    operator's decision), but it must capture our subjects. Returns the stream's duplicate window.
     """
+    if not duplicate_window > 0:
+        raise ValueError(f"the duplicate window must be a positive number of seconds, not {duplicate_window}")
     wanted = f"{layout.prefix}.*"
     try:
         info = await js.stream_info(layout.stream)
     except NotFoundError:
-        await js.add_stream(StreamConfig(name=layout.stream, subjects=[wanted], storage=StorageType.FILE,
-                                         duplicate_window=duplicate_window))
-        return
+        info = await js.add_stream(StreamConfig(name=layout.stream, subjects=[wanted], storage=StorageType.FILE,
+                                                duplicate_window=duplicate_window))
+        return float(info.config.duplicate_window or duplicate_window)
     subjects = info.config.subjects or []
     if wanted not in subjects and f"{layout.prefix}.>" not in subjects:
         raise ValueError(f"stream {layout.stream} exists but does not capture {wanted} (its subjects: {subjects})")
+    return float(info.config.duplicate_window or DEFAULT_DUPLICATE_WINDOW)
 
 
 @dataclass(frozen=True, slots=True)

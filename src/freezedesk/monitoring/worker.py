@@ -28,6 +28,40 @@ Exactly-once *effect* from at-least-once delivery
     the record of progress — two records would be two truths. A consumer abandoned by a killed
     worker is deleted by the server after ``inactive_threshold``.
 
+Each event id counted once, for as long as it matters
+    JetStream drops a re-published event only within the stream's duplicate window (two minutes by
+    default, ``freezedesk events publish --duplicate-window``): an exchange that re-sends an event an
+    hour later — a retry after an outage, a replayed export — would reach the engine twice, and two
+    deposits where there was one can fabricate a structuring pattern and hold an innocent customer's
+    withdrawals. So every partition also remembers the ids it has counted (:class:`EventIdMemory`);
+    an id it remembers is a **duplicate**: not folded into the engine, only counted in the status.
+
+    The memory is bounded by *event time*, not by a count that a burst could overflow: it holds the
+    ids of the events within ``dedup_hours`` (``--dedup-hours``, default 168 = 7 days) of the
+    partition's high-water mark — the latest event time it has counted — in hourly buckets that are
+    dropped whole as the mark moves on. An event older than that (its hour before the memory's
+    *refuse-before* hour) cannot be proven fresh, since its id may have been forgotten, so it is
+    refused as **late**: not counted; listed in ``<state>/refused/partition-PPPP.jsonl`` (stream
+    sequence, event id, account, event time — for a person to review; as private as the alert
+    files) and summed in the status file and the log (counts and stream sequences only, never ids).
+    Refusing is the safe side for a system that restricts accounts by itself: an event counted twice
+    can freeze a customer on a pattern that never happened, and nobody would notice; a refused event
+    is listed, and one that arrives a week behind its partition is a back-fill, which belongs to
+    ``freezedesk backtest`` and a person's review rather than to an automatic hold.
+
+    Seven days because re-sends come from outages and re-exports, which are resolved within hours
+    or, over a long weekend, days; a week covers them with margin at ~100 bytes of memory per
+    remembered id (a 128-bit hash in a set plus 16 bytes in its bucket): 1 M events a day is
+    ~0.7 GB across all workers, and 16 bytes per id in the snapshots. Heavier streams lower
+    ``--dedup-hours``; it must stay well above the longest delay of an honest event.
+
+    The memory is part of the partition snapshot, so a restart (kill -9 included) remembers exactly
+    what the snapshot had counted, and the replay of the events after it decides them again the same
+    way. Two guards: the high-water mark moves at most to the worker's clock plus one hour (one event
+    mis-dated 2099 must not make a whole partition late), and the refuse-before hour never moves back
+    (a larger ``--dedup-hours`` lengthens the memory as new events arrive; forgotten ids stay
+    forgotten, so events behind the old limit stay late).
+
 Why snapshot files and not a JetStream KV bucket
     The alert sink (JSON Lines, or the database via :func:`apply_alerts`-style callbacks) is local
     to the worker's deployment, and rule 4 orders *its* durability before the snapshot's: two
@@ -50,6 +84,11 @@ its sequences, and an old snapshot must not skip the new stream's first events �
 to start instead. It also refuses if the stream no longer holds the events right after the
 snapshot (retention discarded them): the state could not be rebuilt and alerts would be missing.
 
+Snapshot format 2 (this module's :data:`SNAPSHOT_FORMAT`) adds the event-id memory and the
+duplicate/late counters to format 1. A format-1 snapshot cannot say which events it counted, so the
+worker refuses it, naming the file: delete the partition's snapshot to rebuild it from the stream
+(the alerts already written are not written again).
+
 Trust: snapshots are pickled engine state (:meth:`StreamEngine.snapshot`) — trusted local files;
 never point ``--state-dir`` at a directory others can write.
 """
@@ -59,6 +98,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import pickle
@@ -66,7 +106,8 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from enum import Enum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, Protocol
 
@@ -77,7 +118,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from freezedesk.monitoring.events import EventValidationError, parse_event
+from freezedesk.monitoring.events import Event, EventValidationError, format_ts, parse_event
 from freezedesk.monitoring.jetstream import PARTITIONS_HEADER, StreamLayout, owned_partitions
 from freezedesk.monitoring.rules import Alert, Pack, StreamEngine
 
@@ -85,7 +126,8 @@ if TYPE_CHECKING:
     from freezedesk.domain.catalogue import ReasonCatalogue
     from freezedesk.store.uow import Store
 
-SNAPSHOT_FORMAT: Final = 1
+#: 2: + the event-id memory (``ids``) and the ``duplicates`` / ``late`` counters. Format 1 is refused.
+SNAPSHOT_FORMAT: Final = 2
 #: Seconds after which the server deletes a consumer nobody fetches from (a killed worker's).
 CONSUMER_INACTIVE_THRESHOLD: Final = 30.0
 
@@ -183,6 +225,27 @@ class DatabaseAlertSink:
 
         self.store, self.catalogue, self.pack, self.actor = store, catalogue, pack, MONITOR_ACTOR
 
+    def check_schema(self) -> None:
+        """Fail now, not at the first alert hours into the stream, if the database is unreachable or
+        its schema is not the one this version writes (``freezedesk migrate``). Raises ``RuntimeError``."""
+        from alembic.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from freezedesk.store.migrate import alembic_config
+
+        where = self.store.engine.url.render_as_string(hide_password=True)
+        try:
+            with self.store.engine.connect() as conn:
+                current = set(MigrationContext.configure(conn).get_current_heads())
+        except SQLAlchemyError as exc:
+            raise RuntimeError(f"database at {where} is unreachable: {type(exc).__name__}: "
+                               f"{getattr(exc, 'orig', None) or exc}") from None
+        wanted = set(ScriptDirectory.from_config(alembic_config(self.store.engine)).get_heads())
+        if current != wanted:
+            raise RuntimeError(f"database at {where} has schema revision {', '.join(sorted(current)) or 'none'}, "
+                               f"not {', '.join(sorted(wanted))}: run freezedesk migrate first")
+
     def emit(self, alerts: Sequence[Alert]) -> int:
         from freezedesk.monitoring.service import apply_alerts
 
@@ -223,7 +286,172 @@ def jsonl_sinks(directory: Path) -> SinkFactory:
     return lambda partition: JsonlAlertSink(directory / f"partition-{partition:04d}.jsonl")
 
 
+# -- the event-id memory --------------------------------------------------------------------------
+
+HOUR_MS: Final = 3_600_000
+#: Hours of event time a partition remembers the ids it counted (see the module docstring).
+DEFAULT_DEDUP_HOURS: Final = 7 * 24
+#: The high-water mark never runs further ahead of the worker's clock than this (milliseconds).
+FUTURE_TOLERANCE_MS: Final = HOUR_MS
+#: Bytes of the BLAKE2b hash an id is remembered by: 128 bits, so two different ids are never
+#: taken for one in any realistic lifetime (p ≈ remembered / 2^128 per event).
+ID_HASH_BYTES: Final = 16
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MS: Final = timedelta(milliseconds=1)
+
+
+def epoch_ms(ts: datetime) -> int:
+    """Milliseconds since the epoch, exactly (no float rounding)."""
+    return (ts - _EPOCH) // _MS
+
+
+class Verdict(Enum):
+    """What :meth:`EventIdMemory.admit` says about an event."""
+
+    NEW = "new"  # never counted: fold it into the engine
+    DUPLICATE = "duplicate"  # its id was counted already: skip it
+    LATE = "late"  # older than the memory reaches: cannot be proven fresh, refuse it
+
+
+class EventIdMemory:
+    """The ids of the events a partition counted, for ``horizon_hours`` of event time behind its high-water mark.
+
+    Ids are kept as 128-bit BLAKE2b hashes: in a set (the look-up) and, as 16 raw bytes, in the
+    bucket of their event's hour (the eviction, and the snapshot: :meth:`dump` copies bytes, it does
+    not walk a set). When the high-water mark moves, every bucket of an hour before
+    ``hour(mark - horizon)`` is dropped and that hour becomes :attr:`refuse_before_hour`: from then
+    on, an event of an earlier hour is :attr:`Verdict.LATE`. Memory is therefore complete exactly
+    where it answers, which is what makes "duplicate or not" a proof rather than a guess.
+    """
+
+    __slots__ = ("buckets", "high_water_ms", "horizon_hours", "refuse_before_hour", "seen")
+
+    def __init__(self, horizon_hours: int = DEFAULT_DEDUP_HOURS) -> None:
+        if horizon_hours < 1:
+            raise ValueError(f"the event-id memory needs a horizon of at least 1 hour, not {horizon_hours}")
+        self.horizon_hours = horizon_hours
+        self.seen: set[int] = set()
+        self.buckets: dict[int, bytearray] = {}  # hour since the epoch -> hashes, ID_HASH_BYTES each
+        self.high_water_ms: int | None = None  # latest event time counted (capped, see admit)
+        self.refuse_before_hour: int | None = None  # events of an earlier hour are late; never decreases
+
+    def __len__(self) -> int:
+        return len(self.seen)
+
+    def admit(self, event_id: str, ts_ms: int, now_ms: int) -> Verdict:
+        """Decide about one event and, when it is new, remember it (``now_ms``: the worker's clock)."""
+        hour = ts_ms // HOUR_MS
+        if self.refuse_before_hour is not None and hour < self.refuse_before_hour:
+            return Verdict.LATE
+        digest = hashlib.blake2b(event_id.encode(), digest_size=ID_HASH_BYTES).digest()
+        ident = int.from_bytes(digest, "little")
+        if ident in self.seen:
+            return Verdict.DUPLICATE
+        self.seen.add(ident)
+        bucket = self.buckets.get(hour)
+        if bucket is None:
+            bucket = self.buckets[hour] = bytearray()
+        bucket += digest
+        mark = min(ts_ms, now_ms + FUTURE_TOLERANCE_MS)  # a mis-dated event cannot push the whole partition late
+        if self.high_water_ms is None or mark > self.high_water_ms:
+            self.high_water_ms = mark
+            self._forget()
+        return Verdict.NEW
+
+    def _forget(self) -> None:
+        assert self.high_water_ms is not None
+        limit = (self.high_water_ms - self.horizon_hours * HOUR_MS) // HOUR_MS
+        if self.refuse_before_hour is not None and limit <= self.refuse_before_hour:
+            return
+        self.refuse_before_hour = limit
+        for hour in [h for h in self.buckets if h < limit]:
+            bucket = self.buckets.pop(hour)
+            for i in range(0, len(bucket), ID_HASH_BYTES):
+                self.seen.discard(int.from_bytes(bucket[i:i + ID_HASH_BYTES], "little"))
+
+    def refuse_before(self) -> datetime | None:
+        """Events before this time are late (``None``: nothing is, yet)."""
+        return None if self.refuse_before_hour is None else _EPOCH + timedelta(hours=self.refuse_before_hour)
+
+    def dump(self) -> dict[str, Any]:
+        """Plain containers for the partition snapshot (the buckets are shared, not copied)."""
+        return {"horizon_hours": self.horizon_hours, "high_water_ms": self.high_water_ms,
+                "refuse_before_hour": self.refuse_before_hour, "buckets": self.buckets}
+
+    @classmethod
+    def load(cls, dumped: dict[str, Any], horizon_hours: int) -> EventIdMemory:
+        """The memory of a snapshot, under this run's horizon.
+
+        A shorter horizon than the snapshot's takes effect at once (ids are forgotten); a longer one
+        as the high-water mark moves on (ids already forgotten cannot come back, so the refuse-before
+        hour stays where it was).
+        """
+        memory = cls(horizon_hours)
+        memory.high_water_ms = dumped["high_water_ms"]
+        memory.refuse_before_hour = dumped["refuse_before_hour"]
+        memory.buckets = dumped["buckets"]
+        memory.seen = {int.from_bytes(bucket[i:i + ID_HASH_BYTES], "little")
+                       for bucket in memory.buckets.values() for i in range(0, len(bucket), ID_HASH_BYTES)}
+        if memory.high_water_ms is not None:
+            memory._forget()
+        return memory
+
+
+class RefusedLog:
+    """``<state>/refused/partition-PPPP.jsonl``: one line per late event, for a person to review.
+
+    Like :class:`JsonlAlertSink`: a torn last line is cut away at open, and a replay after a crash
+    does not list an event twice (stream sequences only grow within a partition, so a line whose
+    sequence is not above the last one written is already there). Opened at the first refusal.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.last_seq = 0
+        self._handle: IO[bytes] | None = None
+        if path.exists():
+            data = path.read_bytes()
+            keep = data.rfind(b"\n") + 1
+            if keep != len(data):
+                with path.open("r+b") as handle:
+                    handle.truncate(keep)
+            lines = data[:keep].splitlines()
+            if lines:
+                self.last_seq = int(orjson.loads(lines[-1])["seq"])
+
+    def record(self, seq: int, subject: str, event: Event, refuse_before: datetime | None) -> None:
+        if seq <= self.last_seq:
+            return
+        if self._handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = self.path.open("ab")
+        self._handle.write(orjson.dumps({
+            "seq": seq, "subject": subject, "reason": Verdict.LATE.value, "event_id": event.event_id,
+            "account_id": event.account_id, "ts": format_ts(event.ts),
+            "refuse_before": None if refuse_before is None else format_ts(refuse_before),
+        }) + b"\n")
+        self._handle.flush()
+        self.last_seq = seq
+
+    def sync(self) -> None:
+        if self._handle is not None:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+
+
 # -- snapshots ------------------------------------------------------------------------------------
+
+
+class StreamMismatchError(RuntimeError):
+    """The stream or its messages do not match what this worker's state was built from."""
+
+
+class SnapshotFormatError(StreamMismatchError):
+    """A snapshot this version cannot read without misreading it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +465,9 @@ class Snapshot:
     last_seq: int
     events: int  # events folded in so far (for status and sanity, not for correctness)
     engine: bytes
+    ids: dict[str, Any]  # EventIdMemory.dump()
+    duplicates: int  # events skipped because their id was counted already
+    late: int  # events refused as older than the id memory reaches
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -273,8 +504,14 @@ class SnapshotStore:
         if not path.exists():
             return None
         fmt, fields = pickle.loads(path.read_bytes())  # noqa: S301 (our own state dir: see the module docstring)
+        if fmt == 1:
+            raise SnapshotFormatError(
+                f"{path}: snapshot format 1 has no memory of the event ids it counted (format {SNAPSHOT_FORMAT} "
+                "has), so re-sent events could be counted twice; delete this snapshot to rebuild the partition "
+                "from the stream (alerts already written are not written again)")
         if fmt != SNAPSHOT_FORMAT:
-            raise ValueError(f"{path}: snapshot format {fmt} is not {SNAPSHOT_FORMAT}")
+            raise SnapshotFormatError(f"{path}: snapshot format {fmt} is not {SNAPSHOT_FORMAT} "
+                                      "(written by another version of FreezeDesk)")
         return Snapshot(**fields)
 
     def save(self, snapshot: Snapshot) -> None:
@@ -296,32 +533,39 @@ class SnapshotStore:
 # -- one partition --------------------------------------------------------------------------------
 
 
-class StreamMismatchError(RuntimeError):
-    """The stream or its messages do not match what this worker's state was built from."""
-
-
 @dataclass(slots=True)
 class PartitionRunner:
-    """One partition's engine, consumer position, sink and snapshot cadence (no I/O of its own but files)."""
+    """One partition's engine, id memory, consumer position, sink and snapshot cadence (no I/O of its own but files)."""
 
     partition: int
     layout: StreamLayout
     stream_created: str
     engine: StreamEngine
+    ids: EventIdMemory
     sink: AlertSink
     store: SnapshotStore
+    refused: RefusedLog
     last_seq: int = 0
     events: int = 0
+    duplicates: int = 0
+    late: int = 0
     pending: int = -1  # messages left in the consumer after the last batch; -1 = not known yet
     snapshot_seq: int = 0
     unsnapshotted: int = 0  # events processed since the last snapshot
     snapshot_at: float = field(default_factory=time.monotonic)
+    clock: Callable[[], float] = time.time  # the worker's clock (seconds), for the high-water guard only
+    # what the log has been told (counts and stream sequences, never ids): see Worker._report_refusals
+    reported_duplicates: int = 0
+    reported_late: int = 0
+    late_seqs: tuple[int, int] | None = None  # first and last late sequence since the last report
 
     @classmethod
     def open(cls, partition: int, layout: StreamLayout, stream_created: str, pack: Pack,
-             address_list: frozenset[str], sink: AlertSink, store: SnapshotStore) -> PartitionRunner:
+             address_list: frozenset[str], sink: AlertSink, store: SnapshotStore,
+             dedup_hours: int = DEFAULT_DEDUP_HOURS, refused: RefusedLog | None = None) -> PartitionRunner:
         engine = StreamEngine(pack, address_list)
-        runner = cls(partition, layout, stream_created, engine, sink, store)
+        refused = refused or RefusedLog(store.directory.parent / "refused" / f"partition-{partition:04d}.jsonl")
+        runner = cls(partition, layout, stream_created, engine, EventIdMemory(dedup_hours), sink, store, refused)
         snap = store.load(partition)
         if snap is not None:
             if (snap.stream, snap.stream_created, snap.partitions) != (layout.stream, stream_created,
@@ -330,13 +574,24 @@ class PartitionRunner:
                     f"partition {partition}: the snapshot belongs to stream {snap.stream} created "
                     f"{snap.stream_created} with {snap.partitions} partitions, not {layout.stream} created "
                     f"{stream_created} with {layout.partitions}; move the state directory away to rebuild")
-            engine.restore(snap.engine)
+            try:
+                engine.restore(snap.engine)
+            except ValueError as exc:  # another rule pack or engine version: its slots would be misread
+                raise SnapshotFormatError(f"partition {partition}: {exc} (delete {store.path(partition)} to "
+                                          "rebuild the partition from the stream)") from None
+            runner.ids = EventIdMemory.load(snap.ids, dedup_hours)
             runner.last_seq = runner.snapshot_seq = snap.last_seq
-            runner.events = snap.events
+            runner.events, runner.duplicates, runner.late = snap.events, snap.duplicates, snap.late
+            runner.reported_duplicates, runner.reported_late = snap.duplicates, snap.late
         return runner
 
     def process(self, msg: Msg) -> list[Alert]:
-        """Fold one message into the state and emit its alerts; a re-delivered message is ignored."""
+        """Fold one message into the state and emit its alerts; a re-delivered message is ignored.
+
+        An event whose id this partition has counted already (a re-send after JetStream's duplicate
+        window) is skipped, and one older than the id memory reaches is refused as late and listed
+        (see the module docstring); both still advance the partition's position.
+        """
         meta = msg.metadata
         seq = meta.sequence.stream
         self.pending = meta.num_pending
@@ -351,11 +606,20 @@ class PartitionRunner:
         except (orjson.JSONDecodeError, EventValidationError) as exc:
             # Never skip: a skipped event is a silently missing alert. Publishers validate first.
             raise StreamMismatchError(f"message {seq} on {msg.subject} is not a valid event: {exc}") from exc
-        alerts = self.engine.process(event)
-        if alerts:
-            self.sink.emit(alerts)
+        alerts: list[Alert] = []
+        verdict = self.ids.admit(event.event_id, epoch_ms(event.ts), int(self.clock() * 1000))
+        if verdict is Verdict.NEW:
+            alerts = self.engine.process(event)
+            if alerts:
+                self.sink.emit(alerts)
+            self.events += 1
+        elif verdict is Verdict.DUPLICATE:
+            self.duplicates += 1
+        else:
+            self.late += 1
+            self.refused.record(seq, msg.subject, event, self.ids.refuse_before())
+            self.late_seqs = (self.late_seqs[0] if self.late_seqs else seq, seq)
         self.last_seq = seq
-        self.events += 1
         self.unsnapshotted += 1
         return alerts
 
@@ -367,15 +631,26 @@ class PartitionRunner:
 
     def take_snapshot(self) -> None:
         self.sink.sync()  # rule 4: alerts durable before the snapshot that covers them
+        self.refused.sync()  # and so is the list of refused events
         self.store.save(Snapshot(self.layout.stream, self.stream_created, self.layout.partitions, self.partition,
-                                 self.last_seq, self.events, self.engine.snapshot()))
+                                 self.last_seq, self.events, self.engine.snapshot(), self.ids.dump(),
+                                 self.duplicates, self.late))
         self.snapshot_seq = self.last_seq
         self.snapshot_at = time.monotonic()
         self.unsnapshotted = 0
 
     def status(self) -> dict[str, Any]:
+        high_water = self.ids.high_water_ms
+        refuse_before = self.ids.refuse_before()
         return {"last_seq": self.last_seq, "snapshot_seq": self.snapshot_seq, "pending": self.pending,
-                "events": self.events}
+                "events": self.events, "duplicates": self.duplicates, "late": self.late,
+                "remembered_ids": len(self.ids),
+                "high_water": None if high_water is None else format_ts(_EPOCH + high_water * _MS),
+                "refuse_before": None if refuse_before is None else format_ts(refuse_before)}
+
+    def close(self) -> None:
+        self.sink.close()
+        self.refused.close()
 
 
 # -- the worker -----------------------------------------------------------------------------------
@@ -394,10 +669,16 @@ class WorkerConfig:
     snapshot_every: int = 10_000  # events of one partition between snapshots
     snapshot_seconds: float = 30.0  # at most this long between snapshots of a busy partition
     idle_wait: float = 1.0  # how long one fetch waits for new messages when caught up
+    #: Hours of event time each partition remembers counted event ids (``--dedup-hours``); older
+    #: events are refused as late. See "Each event id counted once" in the module docstring.
+    dedup_hours: int = DEFAULT_DEDUP_HOURS
     #: Fault injection for tests: after this many alerts (worker-wide) stop dead — no snapshot, no
     #: cleanup — and wait to be killed. The alert that triggers it is emitted but never covered by a
     #: snapshot, so a restart must replay it and the sink must drop the copy.
     halt_after_alerts: int | None = None
+    #: The same after this many messages (worker-wide, this run): a kill at a chosen point of a stream
+    #: that raises no alerts (re-sent events).
+    halt_after_events: int | None = None
 
 
 class _Halted(Exception):
@@ -409,8 +690,10 @@ class Worker:
 
     The status file ``<state>/worker-I-of-N.json`` (rewritten atomically after every snapshot) tells
     operators and tests where each partition stands: ``last_seq`` processed, ``snapshot_seq``
-    durable, ``pending`` in the stream, and ``caught_up`` when every partition has nothing pending
-    and everything processed is snapshotted.
+    durable, ``pending`` in the stream, ``events`` counted, ``duplicates`` skipped, ``late`` refused
+    (with ``refuse_before``, the memory's limit, and ``remembered_ids``), and ``caught_up`` when every
+    partition has nothing pending and everything processed is snapshotted. The worker-wide
+    ``duplicates`` and ``late`` are the sums over its partitions (since the partitions' first run).
     """
 
     def __init__(self, config: WorkerConfig, pack: Pack, address_list: frozenset[str],
@@ -423,6 +706,7 @@ class Worker:
         self.store = SnapshotStore(config.state_dir)
         self.runners: dict[int, PartitionRunner] = {}
         self.alerts = 0
+        self.processed = 0  # messages this run (for fault injection)
         self.halted = False
         self._stop = asyncio.Event()
         self._log = log or (lambda _line: None)
@@ -434,12 +718,30 @@ class Worker:
     def stop(self) -> None:
         self._stop.set()
 
+    def _report_refusals(self, runner: PartitionRunner) -> None:
+        """Tell the log what was skipped or refused since the last report: counts and stream sequences only."""
+        duplicates, late = runner.duplicates - runner.reported_duplicates, runner.late - runner.reported_late
+        if not duplicates and not late:
+            return
+        parts = []
+        if duplicates:
+            parts.append(f"{duplicates} re-sent event(s) skipped (event id already counted)")
+        if late and runner.late_seqs is not None:
+            first, last = runner.late_seqs
+            limit = runner.ids.refuse_before()
+            parts.append(f"{late} late event(s) refused, older than {format_ts(limit) if limit else '?'} "
+                         f"(stream sequences {first}..{last}; listed in {runner.refused.path})")
+        self._log(f"worker {self.config.worker}: partition {runner.partition}: " + "; ".join(parts))
+        runner.reported_duplicates, runner.reported_late, runner.late_seqs = runner.duplicates, runner.late, None
+
     def write_status(self) -> None:
         runners = self.runners.values()
         caught_up = bool(runners) and all(r.pending == 0 and r.snapshot_seq == r.last_seq for r in runners)
         atomic_write(self.status_path, json.dumps({
             "worker": self.config.worker, "workers": self.config.workers, "pid": os.getpid(),
             "halted": self.halted, "caught_up": caught_up, "alerts": self.alerts,
+            "duplicates": sum(r.duplicates for r in runners), "late": sum(r.late for r in runners),
+            "dedup_hours": self.config.dedup_hours,
             "partitions": {str(p): r.status() for p, r in self.runners.items()},
         }, indent=1).encode())
 
@@ -462,7 +764,7 @@ class Worker:
             for p in self.partitions:
                 locks.append(self.store.lock(p))
                 runner = PartitionRunner.open(p, cfg.layout, created, self.pack, self.address_list,
-                                              self.sinks(p), self.store)
+                                              self.sinks(p), self.store, cfg.dedup_hours)
                 if runner.last_seq + 1 < first_seq and info.state.messages:
                     raise StreamMismatchError(
                         f"partition {p}: the snapshot ends at sequence {runner.last_seq} but the stream now starts "
@@ -487,6 +789,7 @@ class Worker:
                 for runner in self.runners.values():
                     if runner.last_seq != runner.snapshot_seq:
                         runner.take_snapshot()
+                    self._report_refusals(runner)
                 self.write_status()
                 for sub in subs:
                     with contextlib.suppress(Exception):
@@ -494,7 +797,7 @@ class Worker:
                         await js.delete_consumer(cfg.layout.stream, (await sub.consumer_info()).name)
         finally:
             for runner in self.runners.values():
-                runner.sink.close()
+                runner.close()
             for lock in locks:
                 lock.close()
             with contextlib.suppress(Exception):
@@ -513,9 +816,12 @@ class Worker:
 
     async def _consume(self, runner: PartitionRunner, sub: JetStreamContext.PullSubscription) -> None:
         cfg = self.config
-        while True:
+        # Not only cancellation ends the loop: on Python 3.11 a cancel that lands as a fetch receives
+        # its message is swallowed by asyncio.wait_for inside nats-py, and the worker would never stop.
+        while not self._stop.is_set():
             if self.halted:
                 await asyncio.Event().wait()  # dead in the water until kill -9
+            was_pending = runner.pending
             try:
                 msgs = await sub.fetch(cfg.batch, timeout=cfg.idle_wait)
             except TimeoutError:  # nothing new (nats-py raises asyncio's or its own subclass of it)
@@ -527,15 +833,23 @@ class Worker:
                         raise _Halted
                     fired = runner.process(msg)
                     self.alerts += len(fired)
-                    if cfg.halt_after_alerts is not None and self.alerts >= cfg.halt_after_alerts:
+                    self.processed += 1
+                    if ((cfg.halt_after_alerts is not None and self.alerts >= cfg.halt_after_alerts)
+                            or (cfg.halt_after_events is not None and self.processed >= cfg.halt_after_events)):
                         self.halted = True
                         self.write_status()
-                        self._log(f"worker {cfg.worker}: halted after {self.alerts} alerts (fault injection)")
+                        self._log(f"worker {cfg.worker}: halted after {self.alerts} alerts, {self.processed} "
+                                  "messages (fault injection)")
                         raise _Halted
             except _Halted:
                 continue
             if runner.snapshot_due(cfg.snapshot_every, cfg.snapshot_seconds):
                 runner.take_snapshot()
+                self._report_refusals(runner)
+                self.write_status()
+            elif runner.pending == 0 and was_pending != 0 and not self.halted:
+                # Caught up with nothing to snapshot (e.g. a partition the restart had nothing to replay
+                # for): the status must say so, or "caught_up" would wait for another partition's snapshot.
                 self.write_status()
             await asyncio.sleep(0)  # let the other partitions in between batches
 

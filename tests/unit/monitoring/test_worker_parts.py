@@ -1,20 +1,38 @@
-"""The pieces of the NATS worker that need no server: partitioning, engine snapshots, the alert sink."""
+"""The pieces of the NATS worker that need no server: partitioning, snapshots, the alert sink, the id memory."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import pickle
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
+import orjson
 import pytest
 
 from freezedesk.monitoring.events import Event, parse_batch
-from freezedesk.monitoring.jetstream import owned_partitions, partition_of
+from freezedesk.monitoring.jetstream import StreamLayout, owned_partitions, partition_of
 from freezedesk.monitoring.rules import Alert, StreamEngine, load_pack
 from freezedesk.monitoring.synth import ListedAddress, SynthConfig, generate
-from freezedesk.monitoring.worker import JsonlAlertSink
+from freezedesk.monitoring.worker import (
+    FUTURE_TOLERANCE_MS,
+    ID_HASH_BYTES,
+    SNAPSHOT_FORMAT,
+    EventIdMemory,
+    JsonlAlertSink,
+    PartitionRunner,
+    RefusedLog,
+    SnapshotFormatError,
+    SnapshotStore,
+    Verdict,
+    Worker,
+    WorkerConfig,
+    epoch_ms,
+)
 
 LISTED = (ListedAddress("BTC", "BTC", "12QtD5BFwRsdNsAZY76UVE1xyCGNTojH9h"),)
 
@@ -58,7 +76,9 @@ def test_engine_snapshot_restore_continues_exactly(events: list[Event], cut: flo
 
 def test_since_state_keeps_one_level_and_snapshots_round_trip(events: list[Event]) -> None:
     engine = StreamEngine(load_pack())
-    templates = [next(e for e in events if e.type.value == kind) for kind in ("login", "security_change")]
+    # a login, and a credential change that the pack's "since" features count (a phone change is not one)
+    templates = [next(e for e in events if e.type.value == "login"),
+                 next(e for e in events if getattr(e, "change", None) == "password")]
     base = templates[0].ts
     for i in range(3000):  # each matching event links to the previous one in a "since" slot
         for n, template in enumerate(templates):
@@ -83,8 +103,6 @@ def test_restore_refuses_another_pack() -> None:
 
 
 def _alert(i: int) -> Alert:
-    from datetime import UTC, datetime
-
     return Alert("acct", "rule", "CODE", datetime(2025, 1, 1, 0, 0, i, tzinfo=UTC), (f"e{i}",))
 
 
@@ -103,3 +121,192 @@ def test_jsonl_sink_is_idempotent_and_repairs_a_torn_last_line(tmp_path: Path) -
     lines = path.read_text().splitlines()
     assert [json.loads(line)["ts"] for line in lines] == ["2025-01-01T00:00:01Z", "2025-01-01T00:00:02Z",
                                                           "2025-01-01T00:00:03Z"]
+
+
+# -- the event-id memory: duplicates beyond JetStream's window, late events ------------------------
+
+H = 3_600_000  # an hour in milliseconds
+T0 = 1_735_689_600_000  # 2025-01-01T00:00:00Z
+NOW = T0 + 400 * 24 * H  # the worker's clock: well after the events (a back-fill)
+
+
+def test_id_memory_skips_a_counted_id_and_refuses_what_it_cannot_prove_fresh() -> None:
+    memory = EventIdMemory(horizon_hours=24)
+    assert memory.admit("e1", T0, NOW) is Verdict.NEW
+    assert memory.admit("e1", T0, NOW) is Verdict.DUPLICATE
+    assert memory.admit("e1", T0 + 5 * H, NOW) is Verdict.DUPLICATE  # the id decides, not the time
+    assert memory.refuse_before() == datetime(2024, 12, 31, tzinfo=UTC)  # nothing older was ever counted
+    assert memory.admit("e2", T0 + 30 * H + 1, NOW) is Verdict.NEW  # the high-water mark moves 30 h on
+    assert memory.refuse_before() == datetime(2025, 1, 1, 6, tzinfo=UTC)  # hour(mark - 24 h)
+    assert memory.admit("e1", T0, NOW) is Verdict.LATE  # forgotten: it cannot be told from a new one
+    assert memory.admit("never-seen", T0 + 6 * H - 1, NOW) is Verdict.LATE  # the hour before the limit
+    assert memory.admit("e3", T0 + 6 * H, NOW) is Verdict.NEW  # on the limit: remembered from now on
+    assert memory.admit("e3", T0 + 6 * H, NOW) is Verdict.DUPLICATE
+    assert len(memory) == 2 and sorted(memory.buckets) == [(T0 + 6 * H) // H, (T0 + 30 * H) // H]
+
+
+def test_id_memory_is_bounded_by_event_time_not_by_traffic() -> None:
+    memory = EventIdMemory(horizon_hours=24)
+    most = 0
+    for i in range(10 * 24 * 60):  # ten days, one event a minute
+        assert memory.admit(f"e{i}", T0 + i * 60_000, NOW) is Verdict.NEW
+        most = max(most, len(memory))
+    assert most <= 25 * 60  # the horizon plus the hour being filled, whatever the stream's length
+    assert len(memory.buckets) <= 26
+    assert sum(len(b) for b in memory.buckets.values()) == len(memory) * ID_HASH_BYTES
+
+
+def test_a_mis_dated_event_cannot_make_the_partition_late() -> None:
+    memory = EventIdMemory(horizon_hours=24)
+    assert memory.admit("from-2099", epoch_ms(datetime(2099, 1, 1, tzinfo=UTC)), NOW) is Verdict.NEW
+    assert memory.high_water_ms == NOW + FUTURE_TOLERANCE_MS  # capped at the clock (+1 h), not 2099
+    assert memory.admit("honest", NOW - 2 * H, NOW) is Verdict.NEW
+    assert memory.admit("from-2099", epoch_ms(datetime(2099, 1, 1, tzinfo=UTC)), NOW) is Verdict.DUPLICATE
+
+
+def test_id_memory_survives_a_snapshot_and_a_changed_horizon() -> None:
+    memory = EventIdMemory(horizon_hours=48)
+    for i in range(100):
+        memory.admit(f"e{i}", T0 + i * H, NOW)  # 100 hours: the first 51 are forgotten
+    limit = memory.refuse_before_hour
+    data = pickle.dumps(memory.dump())
+    same = EventIdMemory.load(pickle.loads(data), 48)
+    assert same.seen == memory.seen and same.refuse_before_hour == limit
+    assert [same.admit(f"e{i}", T0 + i * H, NOW) for i in (10, 60, 99)] == [Verdict.LATE, Verdict.DUPLICATE,
+                                                                              Verdict.DUPLICATE]
+    shorter = EventIdMemory.load(pickle.loads(data), 24)  # forgets at once
+    assert shorter.refuse_before_hour == limit + 24 and len(shorter) == 25
+    assert shorter.admit("e60", T0 + 60 * H, NOW) is Verdict.LATE
+    longer = EventIdMemory.load(pickle.loads(data), 24 * 7)  # cannot recall what was forgotten
+    assert longer.refuse_before_hour == limit and longer.admit("e10", T0 + 10 * H, NOW) is Verdict.LATE
+    longer.admit("e200", T0 + 200 * H, NOW)  # 200 h - a week is before the old limit: it stays...
+    assert longer.refuse_before_hour == limit and longer.admit("e60", T0 + 60 * H, NOW) is Verdict.DUPLICATE
+    longer.admit("e230", T0 + 230 * H, NOW)  # ...until a week behind the mark passes it
+    assert longer.refuse_before_hour == limit + 11 and longer.admit("e61", T0 + 61 * H, NOW) is Verdict.LATE
+    assert longer.admit("e62", T0 + 62 * H, NOW) is Verdict.DUPLICATE
+    with pytest.raises(ValueError, match="at least 1 hour"):
+        EventIdMemory(0)
+
+
+# -- a partition runner without a server: messages as JetStream delivers them -----------------------
+
+
+def _msg(seq: int, event: Event, pending: int = 0) -> SimpleNamespace:
+    meta = SimpleNamespace(sequence=SimpleNamespace(stream=seq), num_pending=pending)
+    return SimpleNamespace(metadata=meta, headers={}, subject="t.events.0", data=orjson.dumps(event.to_json()))
+
+
+def _runner(state: Path, dedup_hours: int = 24 * 7) -> PartitionRunner:
+    return PartitionRunner.open(0, StreamLayout("S", "t.events", 1), "created", load_pack(),
+                                frozenset(a.address for a in LISTED), JsonlAlertSink(state / "alerts.jsonl"),
+                                SnapshotStore(state), dedup_hours)
+
+
+def test_runner_counts_resent_events_once_and_remembers_across_a_restart(events: list[Event], tmp_path: Path) -> None:
+    clean = StreamEngine(load_pack(), [a.address for a in LISTED])
+    expected = [a.to_line() for e in events for a in clean.process(e)]
+    assert expected, "the data must raise alerts"
+    runner = _runner(tmp_path)
+    for seq, event in enumerate(events, 1):
+        runner.process(_msg(seq, event))  # type: ignore[arg-type]
+    runner.take_snapshot()
+    runner.close()
+
+    # the whole file again, as an exchange re-sending it after JetStream's window; from a restart
+    limit = max(e.ts for e in events).replace(minute=0, second=0, microsecond=0) - timedelta(days=7)
+    late = sum(1 for e in events if e.ts < limit)  # before the hour of (the newest - 7 days): late
+    assert 0 < late < len(events)
+    restarted = _runner(tmp_path)
+    assert restarted.last_seq == len(events) and len(restarted.ids) == len(events) - late
+    for seq, event in enumerate(events, len(events) + 1):
+        assert restarted.process(_msg(seq, event)) == []  # type: ignore[arg-type]
+    assert (restarted.events, restarted.duplicates, restarted.late) == (len(events), len(events) - late, late)
+    restarted.take_snapshot()
+    restarted.close()
+    assert [line for line in (tmp_path / "alerts.jsonl").read_text().splitlines()] == expected
+    refused = [orjson.loads(line) for line in (tmp_path / "refused" / "partition-0000.jsonl").read_bytes().splitlines()]
+    assert [r["seq"] for r in refused] == [len(events) + n for n, e in enumerate(events, 1) if e.ts < limit]
+    assert {r["reason"] for r in refused} == {"late"} and refused[0]["event_id"] == events[0].event_id
+    status = _runner(tmp_path).status()
+    assert (status["events"], status["duplicates"], status["late"]) == (len(events), len(events) - late, late)
+
+
+def test_refused_log_repairs_a_torn_line_and_lists_a_replayed_event_once(events: list[Event], tmp_path: Path) -> None:
+    path = tmp_path / "refused" / "partition-0000.jsonl"
+    log = RefusedLog(path)
+    log.record(5, "s.0", events[0], None)
+    log.record(9, "s.0", events[1], None)
+    log.close()
+    with path.open("ab") as handle:  # kill -9 while writing the line of sequence 12
+        handle.write(b'{"seq":12,"sub')
+    again = RefusedLog(path)
+    assert again.last_seq == 9
+    for seq, event in ((9, events[1]), (12, events[2])):  # the replay after the snapshot at 5
+        again.record(seq, "s.0", event, None)
+    again.close()
+    assert [orjson.loads(line)["seq"] for line in path.read_bytes().splitlines()] == [5, 9, 12]
+
+
+def test_an_old_or_unknown_snapshot_format_is_refused_not_misread(tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path)
+    fields = {"stream": "S", "stream_created": "c", "partitions": 1, "partition": 0, "last_seq": 7, "events": 7,
+              "engine": StreamEngine(load_pack()).snapshot()}
+    store.path(0).write_bytes(pickle.dumps((1, fields)))  # what the worker wrote before the id memory
+    with pytest.raises(SnapshotFormatError, match=r"snapshot format 1 has no memory of the event ids .* delete"):
+        store.load(0)
+    with pytest.raises(SnapshotFormatError, match=r"format 1 has no memory"):
+        _runner(tmp_path)
+    store.path(0).write_bytes(pickle.dumps((SNAPSHOT_FORMAT + 1, fields)))
+    with pytest.raises(SnapshotFormatError, match=rf"format {SNAPSHOT_FORMAT + 1} is not {SNAPSHOT_FORMAT}"):
+        store.load(0)
+
+
+def test_a_snapshot_of_another_rule_pack_is_refused_with_the_way_out(events: list[Event], tmp_path: Path) -> None:
+    runner = _runner(tmp_path)
+    runner.process(_msg(1, events[0]))  # type: ignore[arg-type]
+    runner.take_snapshot()
+    runner.close()
+    pack = load_pack()
+    with pytest.raises(SnapshotFormatError, match=r"different rule pack.*delete .*partition-0000.snapshot"):
+        PartitionRunner.open(0, StreamLayout("S", "t.events", 1), "created", replace(pack, rules=pack.rules[:-1]),
+                             frozenset(), JsonlAlertSink(tmp_path / "a.jsonl"), SnapshotStore(tmp_path))
+
+
+class _SwallowingSubscription:
+    """A pull subscription whose fetch loses a cancellation, as nats-py's does on Python 3.11 when the
+    cancel lands just as a message (the server's 408 at a fetch's expiry) arrives: asyncio.wait_for
+    then returns the message and the CancelledError is gone."""
+
+    def __init__(self) -> None:
+        self.fetches = 0
+        self.swallow = True
+
+    async def fetch(self, batch: int, timeout: float) -> list[object]:
+        self.fetches += 1
+        try:
+            await asyncio.sleep(timeout)
+        except asyncio.CancelledError:
+            if not self.swallow:
+                raise
+        raise TimeoutError
+
+
+def test_a_partition_loop_stops_on_sigterm_even_when_the_fetch_swallows_the_cancel(tmp_path: Path) -> None:
+    async def scenario() -> bool:
+        worker = Worker(WorkerConfig("nats://unused", 0, 1, tmp_path, StreamLayout("S", "t.events", 1),
+                                     idle_wait=0.01), load_pack(), frozenset())
+        sub = _SwallowingSubscription()
+        task = asyncio.create_task(worker._consume(_runner(tmp_path), sub))  # type: ignore[arg-type]
+        while sub.fetches < 3:
+            await asyncio.sleep(0.01)
+        worker.stop()  # what SIGTERM does; run() then cancels the partition tasks and waits for them
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=10)
+        if task not in done:  # the bug: the loop goes on forever; end it so that the test can fail
+            sub.swallow = False
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        return task in done
+
+    assert asyncio.run(scenario()), "the partition loop did not stop after SIGTERM"
