@@ -471,11 +471,14 @@ def monitor(
     rules: Annotated[Path | None, typer.Option(help="Rule pack YAML; default: the standard pack")] = None,
     address_list: Annotated[Path | None, typer.Option(help="Listed addresses, one per line (# comments)")] = None,
     apply: Annotated[bool, typer.Option(
-        help="Also apply alerts to the database (case evidence, holds, freezes) at --database-url")] = False,
+        help="Also apply alerts to the database (case evidence, holds, freezes) at --database-url, and store "
+             "every counted event there (the events table) in the same transaction")] = False,
     database_url_: DbOption = None,
     batch: Annotated[int, typer.Option(help="Messages per fetch")] = 256,
     snapshot_every: Annotated[int, typer.Option(help="Snapshot a partition after this many events")] = 10_000,
     snapshot_seconds: Annotated[float, typer.Option(help="... or after this many seconds")] = 30.0,
+    snapshot_min_seconds: Annotated[float, typer.Option(
+        min=0, help="... or when caught up, but then at most once per this many seconds")] = 5.0,
     dedup_hours: Annotated[int, typer.Option(
         min=1, help="Hours of event time each partition remembers counted event ids: a re-sent one is skipped, "
                     "an event older than that behind the partition's latest is refused as late (listed in "
@@ -486,7 +489,9 @@ def monitor(
     """Consume the event stream from NATS JetStream and raise alerts — one worker of --workers.
 
     Worker I owns the partitions p with p % WORKERS == I. Alerts go to STATE_DIR/alerts/*.jsonl
-    (one file per partition, the backtest format) and, with --apply, to the database. State is
+    (one file per partition, the backtest format) and, with --apply, to the database, where every
+    event the worker counts is stored too (the events table: what an alert's investigator reads),
+    in the same transaction as the alerts of its fetch. State is
     snapshotted to STATE_DIR and rebuilt from the stream on restart: no event is lost or counted
     twice, and no alert is written twice. An event re-sent after JetStream's duplicate window is
     skipped by its event id; one older than --dedup-hours behind its partition's latest event is
@@ -511,8 +516,8 @@ def monitor(
     try:
         config = WorkerConfig(nats_url, worker, workers, state_dir, StreamLayout(stream, subject_prefix, partitions),
                               batch=batch, snapshot_every=snapshot_every, snapshot_seconds=snapshot_seconds,
-                              dedup_hours=dedup_hours, halt_after_alerts=halt_after_alerts,
-                              halt_after_events=halt_after_events)
+                              snapshot_min_seconds=snapshot_min_seconds, dedup_hours=dedup_hours,
+                              halt_after_alerts=halt_after_alerts, halt_after_events=halt_after_events)
         if apply:
             from freezedesk.reference import load_catalogue
 
@@ -524,16 +529,20 @@ def monitor(
     except (RuleError, ValueError) as exc:
         raise _fail(str(exc)) from None
     alerts_dir = state_dir / "alerts"
-    database = DatabaseAlertSink(_store(database_url_), catalogue, pack) if apply else None
-    if database is not None:
+    store = _store(database_url_) if apply else None
+    if store is not None:
         try:
-            database.check_schema()
+            DatabaseAlertSink(store, catalogue, pack).check_schema()
         except RuntimeError as exc:
             raise _fail(str(exc)) from None
 
     def sinks(partition: int) -> AlertSink:
         local = JsonlAlertSink(alerts_dir / f"partition-{partition:04d}.jsonl")
-        return local if database is None else TeeAlertSink(database, local)
+        if store is None:
+            return local
+        # one per partition (sharing the store's pool): the audit entry of a stored batch names it
+        database = DatabaseAlertSink(store, catalogue, pack, source=f"nats:{stream}/partition-{partition:04d}")
+        return TeeAlertSink(database, local)
 
     from sqlalchemy.exc import SQLAlchemyError
 

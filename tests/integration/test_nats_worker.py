@@ -2,7 +2,8 @@
 
 Three stories: alerts to JSON Lines across a kill (two workers); events re-sent after JetStream's
 duplicate window, skipped by the workers' event-id memory across a restart and a kill; and ``--apply``
-to a real database (SQLite and PostgreSQL) across a kill — restrictions, case evidence, audit chain.
+to a real database (SQLite and PostgreSQL) across a kill — restrictions, case evidence, audit chain,
+and every counted event stored once, so that an investigator reads each alert with its events.
 
 Needs the NATS server with JetStream at FREEZEDESK_TEST_NATS_URL (default nats://127.0.0.1:4222). An
 unreachable server **fails** the test — it is never skipped. Each test publishes to its own stream
@@ -40,12 +41,14 @@ from freezedesk.domain.catalogue import ReasonCatalogue
 from freezedesk.domain.scopes import Scope
 from freezedesk.monitoring.events import Event, parse_batch, parse_event
 from freezedesk.monitoring.jetstream import StreamLayout, owned_partitions, partition_of
-from freezedesk.monitoring.rules import StreamEngine, load_pack
+from freezedesk.monitoring.rules import Alert, StreamEngine, load_pack
+from freezedesk.monitoring.service import get_alert
 from freezedesk.monitoring.synth import ListedAddress, SynthConfig, generate
-from freezedesk.monitoring.worker import SNAPSHOT_FORMAT, epoch_ms
+from freezedesk.monitoring.worker import SNAPSHOT_FORMAT, DatabaseAlertSink, epoch_ms
 from freezedesk.services.cases import get_case
 from freezedesk.services.permissions import PermissionView
 from freezedesk.store.tables import audit_log, monitoring_alerts, outbox, restrictions
+from freezedesk.store.tables import events as events_table
 from freezedesk.store.uow import Store
 
 NATS_URL = os.environ.get("FREEZEDESK_TEST_NATS_URL", "nats://127.0.0.1:4222")
@@ -394,6 +397,10 @@ def test_applied_alerts_restrict_once_across_a_kill(tmp_path: Path, layout: Stre
         with store.read() as uow:
             return list(uow.conn.execute(select(monitoring_alerts)))
 
+    def stored_ids() -> list[str]:
+        with store.read() as uow:
+            return list(uow.conn.execute(select(events_table.c.event_id)).scalars())
+
     try:
         solo.start(*apply, "--halt-after-alerts", str(len(expected) // 2))
         halted = solo.wait("the worker to halt", lambda s: s["halted"])
@@ -404,6 +411,12 @@ def test_applied_alerts_restrict_once_across_a_kill(tmp_path: Path, layout: Stre
         covered = {int(p): v["snapshot_seq"] for p, v in halted["partitions"].items()}
         assert any(seq_of[json.loads(r.event_ids)[-1]] > covered[partition_of(r.account_id, PARTITIONS)]
                    for r in rows), (rows, covered)
+        # An applied alert's events were committed with it (or before it), never after; and events no
+        # snapshot covers are stored already, so the restart hands them to the database a second time.
+        stored = stored_ids()
+        assert {e for r in rows for e in json.loads(r.event_ids)} <= set(stored)
+        assert 0 < len(stored) < len(events)
+        assert any(seq_of[e] > covered[partition_of(events[seq_of[e] - 1].account_id, PARTITIONS)] for e in stored)
         solo.kill()
         solo.start(*apply)
         solo.wait("the worker to catch up", lambda s: s["caught_up"] and _processed(s) == len(events))
@@ -428,10 +441,26 @@ def test_applied_alerts_restrict_once_across_a_kill(tmp_path: Path, layout: Stre
         assert {(r.status, r.source, r.created_by) for r in made} == {("active", "rule", "system:monitoring")}
         assert {r.restriction_id for r in rows if r.restriction_id} == {r.id for r in made}
         assert announced == len(made)
-        # each alert is evidence on its case, and the restriction it made belongs to that case
+        # every counted event stored, once: the replay's copies were skipped by id (the batches' audit
+        # entries account for each event exactly once), and only counted events (the stream holds no others)
+        stored = stored_ids()
+        assert sorted(stored) == sorted(seq_of)
+        with store.read() as uow:
+            batches = [json.loads(d) for d in uow.conn.execute(
+                select(audit_log.c.data).where(audit_log.c.action == "events.ingested")).scalars()]
+        assert sum(b["accepted"] for b in batches) == len(events)
+        assert {b["source"] for b in batches} <= {f"nats:{layout.stream}/partition-{p:04d}" for p in range(PARTITIONS)}
+        # each alert is evidence on its case with the events that fired it, and the restriction it made
+        # belongs to that case; the alert as an investigator reads it carries every event it cites
+        payload = {e.event_id: e.to_json() for e in events}
         for row in rows:
+            cited = json.loads(row.event_ids)
             case = get_case(store, row.case_id)
-            assert row.id in [e["id"] for e in case["evidence"]["monitoring_alerts"]]
+            evidence = {e["id"]: e for e in case["evidence"]["monitoring_alerts"]}
+            assert [e["event_id"] for e in evidence[row.id]["events"]] == cited
+            read = get_alert(store, pack, row.id)
+            assert read["event_ids"] == cited
+            assert read["events"] == [payload[e] for e in cited]
         assert all(r.case_id == next(a.case_id for a in rows if a.restriction_id == r.id) for r in made)
         # enforced: the permission check blocks withdrawals of every held or frozen account, by that reason
         view = PermissionView(store)
@@ -449,6 +478,42 @@ def test_applied_alerts_restrict_once_across_a_kill(tmp_path: Path, layout: Stre
                             timeout=60)
     assert verify.returncode == 0 and "chain intact" in verify.stdout, verify.stdout + verify.stderr
     assert Counter(_alert_lines(state)) == Counter(a.to_line() for a in expected)  # the local log agrees
+
+
+def test_database_sink_stores_a_batch_once_with_its_alerts_or_not_at_all(tmp_path: Path, db_url: str,
+                                                                         catalogue: ReasonCatalogue) -> None:
+    _file, events, _addresses = _dataset(tmp_path, accounts=60, days=14, seed=7)
+    pack = load_pack(known_reasons=frozenset(reason.code for reason in catalogue))
+    engine = StreamEngine(pack, [a.address for a in LISTED])
+    batches = [events[i:i + 256] for i in range(0, len(events), 256)]
+    fired = [[alert for e in batch for alert in engine.process(e)] for batch in batches]
+    total = sum(len(f) for f in fired)
+    assert total, "the data must raise alerts"
+    store = Store(db_url)
+    sink = DatabaseAlertSink(store, catalogue, pack, source="nats:TEST/partition-0000")
+
+    def counts() -> tuple[int, int, int]:
+        with store.read() as uow:
+            return tuple(uow.conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
+                         for table, where in ((events_table, ()), (monitoring_alerts, ()),
+                                              (audit_log, (audit_log.c.action == "events.ingested",))))
+
+    try:
+        # one unit of work: a batch whose alerts cannot be applied (a rule the pack lacks) stores none of its events
+        first = batches[0][0]
+        with pytest.raises(KeyError):
+            sink.emit([Alert(first.account_id, "no_such_rule", "X", first.ts, (first.event_id,))], batches[0])
+        assert counts() == (0, 0, 0)
+        assert [sink.emit(a, b) for a, b in zip(fired, batches, strict=True)] == [len(a) for a in fired]
+        assert counts() == (len(events), total, len(batches))
+        # a replay — the same events and alerts again, in batches cut elsewhere — stores and audits nothing
+        shifted = [events[i:i + 100] for i in range(0, len(events), 100)]
+        again = StreamEngine(pack, [a.address for a in LISTED])
+        assert [sink.emit([alert for e in b for alert in again.process(e)], b) for b in shifted] == [0] * len(shifted)
+        assert counts() == (len(events), total, len(batches))
+        assert sink.emit([], []) == 0 and counts() == (len(events), total, len(batches))  # nothing: no transaction
+    finally:
+        store.dispose()
 
 
 def test_apply_refuses_a_database_without_the_schema_before_consuming(tmp_path: Path, layout: StreamLayout) -> None:

@@ -5,10 +5,22 @@ an alert becomes a change of state, through the same services a person would use
 consequence a manual freeze has — the case and its inquiry number, the audit entry, the
 ``restriction.created`` webhook, the refreshed permission view — follows from an alert too.
 
-:func:`apply_alerts` runs inside a unit of work that the *caller* owns. The in-process monitor
-(:mod:`freezedesk.monitoring.live`) calls it in the very transaction that stores the events, and
-the NATS worker in the transaction that records its progress, so "events stored", "alert
-recorded" and "account restricted" commit together or not at all.
+:func:`apply_alerts` runs inside a unit of work that the *caller* owns, and both callers call it in
+the transaction that stores the events which fired the alerts
+(:func:`~freezedesk.monitoring.ingest.ingest_in`), so "events stored", "alert recorded" and
+"account restricted" commit together or not at all; the earlier events an alert cites were
+committed by earlier batches, so every event of a recorded alert is in the ``events`` table for
+:func:`get_alert` to show (events counted before they were stored anywhere — a worker run without
+``--apply`` — excepted):
+
+* the in-process monitor (:mod:`freezedesk.monitoring.live`): one transaction per ``POST
+  /v1/events`` batch;
+* the NATS worker with ``--apply`` (``DatabaseAlertSink`` in :mod:`freezedesk.monitoring.worker`):
+  one transaction per fetched batch of a partition, holding every event the worker counted in it.
+  The worker's *progress* is not in that transaction: it is in snapshot files, written after the
+  commit. A crash between the two replays the batch from the stream, which is harmless — the
+  events are stored already (``ingest_in`` skips known ids) and the alerts recorded already (the
+  ``monitoring_alerts`` unique key below) — so each is stored and acted on once.
 
 What one alert does, by the rule's ``action``:
 

@@ -6,10 +6,13 @@ import asyncio
 import contextlib
 import json
 import pickle
+import time
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import orjson
 import pytest
@@ -310,3 +313,148 @@ def test_a_partition_loop_stops_on_sigterm_even_when_the_fetch_swallows_the_canc
         return task in done
 
     assert asyncio.run(scenario()), "the partition loop did not stop after SIGTERM"
+
+
+# -- one batch per fetch: events and alerts handed over together, before any snapshot ----------------
+
+
+class _RecordingSink:
+    """A sink that keeps what it is handed, batch by batch, and notes when it was made durable."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[list[Alert], list[Event]]] = []
+        self.synced_at: list[int] = []  # how many batches had been emitted at each sync
+
+    def emit(self, alerts: Sequence[Alert], events: Sequence[Event] = ()) -> int:
+        self.batches.append((list(alerts), list(events)))
+        return len(alerts)
+
+    def sync(self) -> None:
+        self.synced_at.append(len(self.batches))
+
+    def close(self) -> None:
+        pass
+
+    @property
+    def events(self) -> list[str]:
+        return [e.event_id for _, batch in self.batches for e in batch]
+
+    @property
+    def alerts(self) -> list[str]:
+        return [a.to_line() for batch, _ in self.batches for a in batch]
+
+
+def _recording_runner(state: Path, sink: _RecordingSink) -> PartitionRunner:
+    return PartitionRunner.open(0, StreamLayout("S", "t.events", 1), "created", load_pack(),
+                                frozenset(a.address for a in LISTED), sink, SnapshotStore(state))
+
+
+def test_runner_hands_counted_events_and_their_alerts_over_as_one_batch(events: list[Event], tmp_path: Path) -> None:
+    clean = StreamEngine(load_pack(), [a.address for a in LISTED])
+    fires = [[a.to_line() for a in clean.process(e)] for e in events]
+    expected = [line for lines in fires for line in lines]
+    sink = _RecordingSink()
+    runner = _recording_runner(tmp_path, sink)
+    half = next(n for n, lines in enumerate(fires, 1) if lines) + 10  # a first batch with an alert in it
+    fired = [a.to_line() for seq, e in enumerate(events[:half], 1)
+             for a in runner.process(_msg(seq, e))]  # type: ignore[arg-type]
+    assert fired and sink.batches == []  # nothing leaves before the batch is complete
+    assert runner.flush() == len(fired)
+    assert sink.events == [e.event_id for e in events[:half]] and sink.alerts == fired
+    assert runner.flush() == 0 and len(sink.batches) == 1  # nothing pending: no call at all
+
+    # a re-sent event (duplicate) is not handed over; the rest of the stream is, by take_snapshot itself
+    runner.process(_msg(half + 1, events[0]))  # type: ignore[arg-type]
+    for seq, e in enumerate(events[half:], half + 2):
+        runner.process(_msg(seq, e))  # type: ignore[arg-type]
+    runner.take_snapshot()
+    assert len(sink.batches) == 2 and sink.synced_at == [2]  # emitted, then made durable, then snapshotted
+    assert sink.events == [e.event_id for e in events] and sink.alerts == expected
+    assert SnapshotStore(tmp_path).load(0).last_seq == len(events) + 1  # type: ignore[union-attr]
+
+
+def test_a_caught_up_snapshot_waits_for_the_minimum_interval(events: list[Event], tmp_path: Path) -> None:
+    runner = _recording_runner(tmp_path, _RecordingSink())
+    assert not runner.snapshot_due(10_000, 30.0, 5.0)  # nothing processed: nothing to snapshot
+    runner.process(_msg(1, events[0], pending=0))  # type: ignore[arg-type]
+    runner.snapshot_at = time.monotonic()  # as if a snapshot had just been taken
+    assert not runner.snapshot_due(10_000, 30.0, 5.0)  # caught up, but too soon after the last one
+    assert runner.snapshot_due(10_000, 30.0, 0.0)  # without a minimum: at once (the old behaviour)
+    assert runner.snapshot_due(1, 30.0, 5.0)  # the event count is not held back by the minimum
+    runner.snapshot_at -= 5.0
+    assert runner.snapshot_due(10_000, 30.0, 5.0)  # the interval has passed: a caught-up partition snapshots
+    runner.pending = 3
+    assert not runner.snapshot_due(10_000, 30.0, 5.0)  # not caught up: only the count and the period apply
+    runner.snapshot_at -= 30.0
+    assert runner.snapshot_due(10_000, 30.0, 5.0)
+
+
+class _ScriptedSubscription:
+    """A pull subscription that delivers the given batches, one per fetch, then nothing (timeouts)."""
+
+    def __init__(self, batches: list[list[SimpleNamespace]]) -> None:
+        self.batches = list(batches)
+        self.fetches = 0
+        self.idle = asyncio.Event()  # set at the first fetch that finds nothing
+
+    async def fetch(self, batch: int, timeout: float) -> list[SimpleNamespace]:
+        self.fetches += 1
+        if self.batches:
+            return self.batches.pop(0)
+        self.idle.set()
+        await asyncio.sleep(timeout)
+        raise TimeoutError
+
+
+def _consume(tmp_path: Path, batches: list[list[SimpleNamespace]], idle_fetches: int = 3,
+             **config: Any) -> tuple[_RecordingSink, PartitionRunner, Worker]:
+    """Run one partition loop over ``batches`` until it has idled ``idle_fetches`` times (or halted)."""
+    sink = _RecordingSink()
+    runner = _recording_runner(tmp_path, sink)
+    worker = Worker(WorkerConfig("nats://unused", 0, 1, tmp_path, StreamLayout("S", "t.events", 1),
+                                 idle_wait=0.01, **config), load_pack(), frozenset(a.address for a in LISTED))
+    worker.runners[0] = runner
+
+    async def scenario() -> None:
+        sub = _ScriptedSubscription(batches)
+        task = asyncio.create_task(worker._consume(runner, sub))  # type: ignore[arg-type]
+        while not (worker.halted or (sub.idle.is_set() and sub.fetches >= len(batches) + idle_fetches)):
+            await asyncio.sleep(0.005)
+        worker.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    return sink, runner, worker
+
+
+def _batches(events: list[Event], size: int) -> list[list[SimpleNamespace]]:
+    msgs = [_msg(seq, e, pending=len(events) - seq) for seq, e in enumerate(events, 1)]
+    return [msgs[i:i + size] for i in range(0, len(msgs), size)]
+
+
+def test_the_loop_hands_over_one_batch_per_fetch_and_defers_a_caught_up_snapshot(events: list[Event],
+                                                                                  tmp_path: Path) -> None:
+    part = events[:300]
+    sink, runner, _ = _consume(tmp_path / "a", _batches(part, 64), snapshot_min_seconds=3600.0)
+    assert [len(batch) for _, batch in sink.batches] == [64, 64, 64, 64, 44]  # one emit per fetch
+    assert sink.events == [e.event_id for e in part]
+    # caught up, but the minimum interval since the partition opened has not passed: no snapshot yet,
+    # however many idle fetches came after; everything processed is nevertheless in the sink
+    assert runner.last_seq == 300 and runner.snapshot_seq == 0 and sink.synced_at == []
+    assert SnapshotStore(tmp_path / "a").load(0) is None
+
+    sink, runner, _ = _consume(tmp_path / "b", _batches(part, 64), snapshot_min_seconds=0.0)
+    assert runner.snapshot_seq == 300 and sink.synced_at == [5]  # caught up at the last batch: snapshotted
+    assert SnapshotStore(tmp_path / "b").load(0).last_seq == 300  # type: ignore[union-attr]
+
+
+def test_a_halt_hands_over_the_batch_so_far_and_snapshots_nothing(events: list[Event], tmp_path: Path) -> None:
+    clean = StreamEngine(load_pack(), [a.address for a in LISTED])
+    fires = [[a.to_line() for a in clean.process(e)] for e in events]
+    at = next(n for n, lines in enumerate(fires, 1) if lines)  # the message that fires the first alert
+    sink, runner, worker = _consume(tmp_path, _batches(events, len(events)), halt_after_alerts=1)
+    assert worker.halted and runner.last_seq == at
+    assert sink.events == [e.event_id for e in events[:at]] and sink.alerts == fires[at - 1]
+    assert runner.snapshot_seq == 0 and sink.synced_at == []  # the kill -9 that follows loses no alert
