@@ -361,8 +361,8 @@ def backtest(
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     alerts = []
     try:
-        # stream: events processed; batch: DuckDB stages (validate, features, detect, evidence)
-        unit = "events" if engine == "stream" else "stages"
+        # stream: events processed; batch: one DuckDB query (the bar pulses, with the time elapsed)
+        unit = "events" if engine == "stream" else "one query"
         with Progress(TextColumn(f"[bold]backtest[/] {engine} ({unit})"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=err, transient=True) as bar:
             task = bar.add_task(engine, total=None)

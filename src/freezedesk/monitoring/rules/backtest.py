@@ -35,7 +35,8 @@ from freezedesk.monitoring.rules.language import Pack
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-#: ``progress(done, total)``: called as the backtest advances (events for ``stream``, stages for ``batch``).
+#: ``progress(done, total)``: called as the backtest advances (events for ``stream``; ``batch`` is one
+#: DuckDB query and reports ``(1, 1)`` once it is done).
 Progress = Callable[[int, int], None]
 
 
@@ -94,12 +95,6 @@ def _python_problems(events_path: str | Path) -> EventValidationError | None:
 
 def _batch(events_path: str | Path, pack: Pack, listed: frozenset[str], threads: int | None,
            progress: Progress | None = None) -> list[Alert]:
-    stages = 2
-
-    def tick(done: int) -> None:
-        if progress is not None:
-            progress(done, stages)
-
     con = duckdb.connect()
     try:
         if threads:
@@ -111,7 +106,6 @@ def _batch(events_path: str | Path, pack: Pack, listed: frozenset[str], threads:
         con.execute("CREATE TEMP TABLE listed_addresses (address VARCHAR)")
         if listed:
             con.executemany("INSERT INTO listed_addresses VALUES (?)", [(a,) for a in sorted(fold_listed(listed))])
-        tick(0)
         query = backtest_sql(pack, read_events_sql(repr(str(events_path))))
         try:
             rows = con.execute(query).fetchall()
@@ -127,7 +121,8 @@ def _batch(events_path: str | Path, pack: Pack, listed: frozenset[str], threads:
         # Every event parses: the SQL check saw two ids with one hash (or disagrees with the
         # parser, a bug). The stream engine gives the same alerts, from the parsed events.
         return sorted(_stream(events_path, pack, listed, None), key=_sort_key)
-    tick(2)
+    if progress is not None:  # one query: nothing to report until it is done
+        progress(1, 1)
     return [Alert(acct, rule, reason, _EPOCH + timedelta(milliseconds=ts), tuple(dict.fromkeys(ids)))
             for _bad, _dupes, acct, rule, reason, ts, ids in rows if acct is not None]
 
