@@ -201,6 +201,19 @@ class AlertSink(Protocol):
     def close(self) -> None: ...
 
 
+def whole_lines(path: Path) -> list[bytes]:
+    """The complete lines of a JSON Lines file this worker appends to (none if it does not exist);
+    a last line cut short by a crash mid-write (no final newline) is truncated away for good."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    keep = data.rfind(b"\n") + 1
+    if keep != len(data):
+        with path.open("r+b") as handle:
+            handle.truncate(keep)
+    return data[:keep].splitlines()
+
+
 class JsonlAlertSink:
     """Alerts as JSON Lines (the ``backtest`` format) in one file per partition, deduplicated.
 
@@ -213,16 +226,10 @@ class JsonlAlertSink:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self.seen: set[AlertKey] = set()
-        if path.exists():
-            data = path.read_bytes()
-            keep = data.rfind(b"\n") + 1
-            if keep != len(data):
-                with path.open("r+b") as handle:
-                    handle.truncate(keep)
-            for line in data[:keep].splitlines():
-                if line.strip():
-                    obj = orjson.loads(line)
-                    self.seen.add((obj["account_id"], obj["rule_id"], obj["ts"]))
+        for line in whole_lines(path):
+            if line.strip():
+                obj = orjson.loads(line)
+                self.seen.add((obj["account_id"], obj["rule_id"], obj["ts"]))
         self._handle: IO[bytes] = path.open("ab")
 
     def emit(self, alerts: Sequence[Alert], events: Sequence[Event] = ()) -> int:
@@ -458,15 +465,9 @@ class RefusedLog:
         self.path = path
         self.last_seq = 0
         self._handle: IO[bytes] | None = None
-        if path.exists():
-            data = path.read_bytes()
-            keep = data.rfind(b"\n") + 1
-            if keep != len(data):
-                with path.open("r+b") as handle:
-                    handle.truncate(keep)
-            lines = data[:keep].splitlines()
-            if lines:
-                self.last_seq = int(orjson.loads(lines[-1])["seq"])
+        lines = whole_lines(path)
+        if lines:
+            self.last_seq = int(orjson.loads(lines[-1])["seq"])
 
     def record(self, seq: int, subject: str, event: Event, refuse_before: datetime | None) -> None:
         if seq <= self.last_seq:
