@@ -5,16 +5,18 @@ merely looks odd — and the two engines have to be compared on the same, large,
 Real customer data cannot be shared, so this module makes some:
 
 * **normal** customers: retail traders who log in from their home country on their usual device,
-  trade now and then, deposit and withdraw occasionally to addresses they reuse, change a
-  security setting once in a while, some paid a salary-like fiat deposit each month; accounts
-  opening (``account_opened`` then ``kyc_update``) during the period;
+  trade now and then, deposit (mostly from their own wallets) and withdraw occasionally to
+  addresses they reuse, change a security setting once in a while, some paid a salary-like fiat
+  deposit each month; accounts opening (``account_opened`` then ``kyc_update``) during the period;
 * **decoys** (label ``decoy_<kind>``) that a careless rule would flag: market makers with huge
   trade volume every day, travellers logging in abroad, a regular *large* salary, and a single
   large legitimate deposit that is then traded rather than withdrawn;
 * one planted **typology** per future rule family (label = :class:`Typology` value), each on top
   of the account's normal background: rapid volume against the account's own baseline,
-  structuring below the reporting threshold, pass-through, dormant reactivation, account
-  takeover, fan-in, fan-out, and a deposit from / withdrawal to a listed address.
+  structuring below the reporting threshold, pass-through, dormant reactivation (a funded
+  history of one to four weeks, then at least :data:`DORMANT_DAYS` without any event when the run
+  is long enough), account takeover, fan-in, fan-out, and a deposit from / withdrawal to a listed
+  address.
 
 Output is streamed: events are generated one day at a time, sorted by time within the day and
 written before the next day starts, so memory holds one day — 10 M events are fine. The run is
@@ -79,6 +81,16 @@ TYPOLOGY_SHARE: Final = 0.01
 DECOY_SHARE: Final[dict[Decoy, float]] = {Decoy.MARKET_MAKER: 0.003, Decoy.TRAVELLER: 0.02,
                                           Decoy.SALARY: 0.01, Decoy.LARGE_DEPOSIT_TRADED: 0.01}
 MIN_DAYS: Final = 14  # below this there is no baseline for "own baseline" or "dormant" to mean anything
+# A dormant account is one without any money movement for six months (the usual definition of
+# dormancy; the standard pack's rule says 180 days). The generator gives every dormant_reactivation
+# account a funded history first, then at least this much silence, whenever the run is long enough
+# (DORMANT_DAYS + 3 days or more; the history shrinks to fit). A shorter run cannot hold a dormant
+# account: its reactivation then follows the longest silence the run allows, and no 180-day rule
+# can find it.
+DORMANT_DAYS: Final = 183
+# Share of a retail customer's crypto deposits sent from its own wallets (the addresses it also
+# withdraws to); the rest come from elsewhere — another exchange, a payer — a new address each time.
+OWN_WALLET_DEPOSIT: Final = 0.6
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +159,7 @@ class _Account:
     bank: str = ""
     opened_day: int = -1  # >= 0: opened during the period (nothing happens before)
     plant_day: int = -1  # the day the typology or decoy episode happens
+    quiet: tuple[int, int] = (-1, -1)  # dormant accounts: first and last day of the silence
     trip: tuple[int, int, str] = (-1, -1, "")  # travellers: first day, last day, country
     salary_day: int = 0  # day of month a salary arrives (0: no salary)
     salary_cents: int = 0
@@ -268,7 +281,18 @@ class Generator:
         # Late enough that a baseline exists, and at least a few days before the end.
         acct.plant_day = rng.randrange(max(days * 2 // 3, 7), days - 1)
         if acct.label == Typology.DORMANT_REACTIVATION:
-            acct.opened_day, acct.salary_day = -1, 0  # a history before going quiet, and no income during it
+            # An established account (no opening in the period) with a few weeks of ordinary use,
+            # then nothing at all — no income either — until the reactivation.
+            acct.opened_day, acct.salary_day = -1, 0
+            last = days - 2  # the reactivation leaves a day or more after it
+            # Days 0 .. history-1 are the account's ordinary life: one to four weeks, shorter when
+            # the run has no room for both that and six months of silence.
+            history = max(1, min(rng.randrange(7, 29), last - DORMANT_DAYS))
+            if last - history >= DORMANT_DAYS:
+                acct.plant_day = rng.randrange(history + DORMANT_DAYS, last + 1)
+            else:  # too short a run for six months of silence: the longest silence it allows
+                acct.plant_day = last
+            acct.quiet = (history, acct.plant_day - 1)
         if acct.label == Decoy.MARKET_MAKER.label:
             acct.activity, acct.scale, acct.opened_day = 1.0, _lognormal(rng, 8000, 0.4), -1
         elif acct.label == Decoy.SALARY.label:
@@ -297,8 +321,8 @@ class Generator:
                 continue
             if acct.label == Decoy.MARKET_MAKER.label:
                 self._market_maker(d, acct)
-            elif acct.label == Typology.DORMANT_REACTIVATION and 2 <= day < acct.plant_day:
-                pass  # dormant: nothing at all until the reactivation
+            elif 0 < acct.quiet[0] <= day <= acct.quiet[1] + 1:
+                pass  # dormant: nothing at all until the reactivation, which is that day's first act
             else:
                 self._retail(d, acct, day)
             if acct.salary_day == today.day:
@@ -327,21 +351,30 @@ class Generator:
 
     def _retail(self, d: _Day, acct: _Account, day: int) -> None:
         rng = self.rng
-        # A dormant account is seen on day 0 so it has a history before its silence.
-        if rng.random() >= acct.activity and not (acct.label == Typology.DORMANT_REACTIVATION and day == 0):
+        # A dormant account's first day is a funding session: the money it will later withdraw
+        # arrives then (from its own wallet) and is partly traded, so its history is money movement.
+        funding = day == 0 and acct.quiet[0] > 0
+        if rng.random() >= acct.activity and not funding:
             return
         first, last, abroad = acct.trip
         country, ip = (abroad, _ip(rng)) if first <= day <= last else (acct.home, acct.ip)
         t = self._session(d, acct, country, ip, acct.device)
-        if rng.random() < 0.6:
+        if funding:
+            asset, address = acct.addresses[0]
+            d.money(acct.id, t + rng.randrange(60, 600), "deposit", asset, _cents(_lognormal(rng, 30_000, 0.3)),
+                    address)
+            t += 600
+        if rng.random() < 0.6 or funding:
             for _ in range(rng.randrange(1, 5)):
                 t += rng.randrange(20, 900)
                 d.trade(acct.id, t, rng.choice(ASSETS[:2]), _cents(_lognormal(rng, acct.scale)),
                         rng.choice(("buy", "sell")))
         if rng.random() < 0.06:
-            asset, address = rng.choice(acct.addresses)
+            asset, address = rng.choice(acct.addresses)  # mostly from its own wallet, see OWN_WALLET_DEPOSIT
+            if rng.random() >= OWN_WALLET_DEPOSIT:
+                address = _crypto_address(rng, asset)
             d.money(acct.id, t + rng.randrange(60, 1800), "deposit", asset, _cents(_lognormal(rng, acct.scale * 3)),
-                    _crypto_address(rng, asset))
+                    address)
         if rng.random() < 0.04:
             asset, address = rng.choice(acct.addresses)
             if rng.random() < 0.1:  # now and then a new address, registered first like exchanges require

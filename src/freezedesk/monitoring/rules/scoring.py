@@ -2,23 +2,31 @@
 
 Labels come from a CSV ``account_id,label`` (what ``freezedesk synth --labels`` writes, or an
 investigator's dispositions). A label is ``normal``, ``decoy_<kind>`` (looks suspicious, is not) or
-the name of a typology. Which labels count as a *true positive* for a rule is decided by
-:data:`TRUE_LABELS`:
+the name of a typology. Which labels a rule is *meant to find* is decided by :data:`TRUE_LABELS`;
+a few rules are also *right* on another typology whose planted episode meets the rule's intent
+just as well (:data:`ALSO_RIGHT`) — right there, but not expected to find every such account:
 
-=====================  ==============================
-rule_id                labels that are true positives
-=====================  ==============================
-high_volume            rapid_volume
-(any other rule)       the label equal to the rule id
-=====================  ==============================
+=====================  ==============================  ===========================
+rule_id                labels it is meant to find      also right on
+=====================  ==============================  ===========================
+high_volume            rapid_volume                    fan_out
+(any other rule)       the label equal to the rule id  —
+=====================  ==============================  ===========================
 
 So ``structuring`` is right on an account labelled ``structuring`` and wrong on every other label —
 a decoy *or* another typology (an alert on a fan-out account from the structuring rule is still
-the wrong reason). Everything is counted per **account**, not per alert, because one account is
-one case for an investigator:
+the wrong reason). ``high_volume`` on a fan-out account is not the wrong reason: a planted fan-out
+sends about 10,000 to 30,000 USD to 15-40 fresh addresses in a day, and when that is over the
+rule's floor it *is* an outflow far above the account's own normal (the same money: a second true
+reason on the same case).
+Everything is counted per **account**, not per alert, because one account is one case for an
+investigator:
 
-* precision = alerted accounts whose label is a true label / alerted accounts;
-* recall    = accounts with a true label that were alerted / accounts with a true label.
+* precision = alerted accounts whose label is a true or also-right label / alerted accounts;
+* recall    = accounts with a true label that were alerted / accounts with a true label
+  (also-right labels are neither in the numerator nor the denominator).
+
+``RuleScore.strict_precision`` is precision counting also-right labels as wrong, for comparison.
 
 A rule whose true labels do not occur in the file has no recall (shown as ``-``), and a rule that
 alerted nobody has no precision.
@@ -37,6 +45,11 @@ from freezedesk.monitoring.rules.language import Pack
 #: rule_id → labels that count as true positives; a rule not listed here matches its own id.
 TRUE_LABELS: dict[str, frozenset[str]] = {
     "high_volume": frozenset({"rapid_volume"}),
+}
+
+#: rule_id → labels (besides the true ones) on which an alert is right for precision; see above.
+ALSO_RIGHT: dict[str, frozenset[str]] = {
+    "high_volume": frozenset({"fan_out"}),
 }
 
 
@@ -68,9 +81,16 @@ class RuleScore:
     accounts: int
     true_positives: int | None = None  # alerted accounts with a true label (None without labels)
     positives: int | None = None  # labelled accounts with a true label
+    also_right: int = 0  # alerted accounts with an also-right label
 
     @property
     def precision(self) -> float | None:
+        if self.true_positives is None or not self.accounts:
+            return None
+        return (self.true_positives + self.also_right) / self.accounts
+
+    @property
+    def strict_precision(self) -> float | None:
         if self.true_positives is None or not self.accounts:
             return None
         return self.true_positives / self.accounts
@@ -96,8 +116,10 @@ def score(pack: Pack, alerts: Iterable[Alert], labels: Mapping[str, str] | None 
             out.append(RuleScore(rule_id, n, len(hit)))
             continue
         wanted = true_labels(rule_id)
+        also = ALSO_RIGHT.get(rule_id, frozenset()) - wanted
         out.append(RuleScore(rule_id, n, len(hit), sum(1 for a in hit if labels.get(a) in wanted),
-                             sum(1 for label in labels.values() if label in wanted)))
+                             sum(1 for label in labels.values() if label in wanted),
+                             sum(1 for a in hit if labels.get(a) in also)))
     return out
 
 
