@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from freezedesk.store.tables import monitoring_alerts, restrictions
+from freezedesk.store.tables import accounts, monitoring_alerts, restrictions
 from freezedesk.store.uow import Store
 from tests.factories import Staff, api_client, auth
 from tests.receiver import Receiver
@@ -196,3 +196,86 @@ def test_a_failed_transaction_leaves_the_engine_as_the_database(
     [alert] = monitor.submit(burst[2:], "test", "unit").alerts  # fires again: the rollback was forgotten
     assert alert["event_ids"] == ["s-0", "s-1", "s-2"]
     assert count(store, monitoring_alerts) == 1
+
+
+# -- two server processes on one database ------------------------------------------------------------
+# Two runtimes (each with its own monitor, engine and connection pool) on the same database stand for
+# two `freezedesk serve` processes behind a load balancer.
+
+
+def events_counted(store: Store, account: str) -> int:
+    with store.read() as uow:
+        return int(uow.conn.execute(select(accounts.c.events_counted).where(accounts.c.id == account)).scalar_one())
+
+
+def test_a_burst_split_across_two_processes_fires_once_on_the_process_completing_it(
+    db_url: str, staff: Staff, store: Store,
+) -> None:
+    s0, s1, s2, s3 = [deposit(f"s-{i}", "acct-ha", 20 * i) for i in range(4)]
+    with api_client(db_url) as a, api_client(db_url) as b:
+        assert post(a, staff.partner, [s0])["alerts"] == []
+        assert post(b, staff.partner, [s1])["alerts"] == []
+        [alert] = post(a, staff.partner, [s2])["alerts"]  # a's engine learns of s-1 before counting s-2
+        assert (alert["rule_id"], alert["event_ids"]) == ("structuring", ["s-0", "s-1", "s-2"])
+        assert not allowed(a, staff.partner, "acct-ha", "withdraw")  # enforced when the POST returned
+        # b catches up too: the burst is deduplicated there as well, not alerted again
+        assert post(b, staff.partner, [s3])["alerts"] == []
+    assert count(store, monitoring_alerts) == 1
+    with store.read() as uow:
+        [row] = uow.conn.execute(select(restrictions.c.reason_code, restrictions.c.status)).all()
+    assert tuple(row) == ("SUS_STRUCTURING", "active")
+    assert events_counted(store, "acct-ha") == 4
+
+
+def test_dedup_holds_across_processes(db_url: str, staff: Staff, store: Store) -> None:
+    burst = [deposit(f"d-{i}", "acct-dd", 20 * i) for i in range(6)]  # two bursts' worth within 24 h
+    with api_client(db_url) as a, api_client(db_url) as b:
+        [alert] = post(a, staff.partner, burst[:3])["alerts"]
+        assert alert["event_ids"] == ["d-0", "d-1", "d-2"]
+        # within the rule's 24 h dedup: b must know that a already alerted on this account
+        assert post(b, staff.partner, burst[3:])["alerts"] == []
+    assert count(store, monitoring_alerts) == 1 and count(store, restrictions) == 1
+
+
+def test_a_duplicate_posted_to_the_other_process_changes_nothing(db_url: str, staff: Staff, store: Store) -> None:
+    s0, s1, s2 = structuring_burst("acct-dup")
+    with api_client(db_url) as a, api_client(db_url) as b:
+        assert post(a, staff.partner, [s0, s1])["alerts"] == []
+        again = post(b, staff.partner, [s1])
+        assert (again["accepted"], again["duplicates"], again["alerts"]) == (0, 1, [])
+        assert events_counted(store, "acct-dup") == 2  # a duplicate is not counted
+        [alert] = post(b, staff.partner, [s2])["alerts"]  # s-1 counted once, on b as on a
+        assert alert["event_ids"] == ["s-0", "s-1", "s-2"]
+        everything = post(a, staff.partner, [s0, s1, s2])
+        assert (everything["accepted"], everything["duplicates"], everything["alerts"]) == (0, 3, [])
+    assert count(store, monitoring_alerts) == 1 and count(store, restrictions) == 1
+    assert events_counted(store, "acct-dup") == 3
+
+
+def test_a_failed_transaction_forgets_the_other_processes_events_it_caught_up_on(
+    store: Store, catalogue: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A monitor caught up on another's events, then its transaction failed: what it knows must be
+    what the database says, so the other process's later events are not taken as already counted."""
+    from freezedesk.monitoring import live
+    from freezedesk.monitoring.events import parse_batch
+
+    a, b = (live.Monitor.from_env(Store(store.url), catalogue) for _ in range(2))
+    for monitor in (a, b):
+        monitor.warm()
+    s0, s1, s2 = parse_batch("\n".join(json.dumps(e) for e in structuring_burst("acct-fx")))
+    assert a.submit([s0], "test", "unit").alerts == []
+
+    def broken(*args: Any) -> list[dict[str, Any]]:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(live, "apply_alerts", broken)
+    with pytest.raises(RuntimeError):
+        b.submit([s1], "test", "unit")  # b caught up on s-0 and counted s-1; rolled back
+    monkeypatch.undo()
+    assert a.submit([s1], "test", "unit").alerts == []  # s-1 stored by a after all
+    [alert] = b.submit([s2], "test", "unit").alerts
+    assert alert["event_ids"] == ["s-0", "s-1", "s-2"]
+    assert count(store, monitoring_alerts) == 1
+    for monitor in (a, b):
+        monitor.store.dispose()

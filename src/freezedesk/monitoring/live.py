@@ -7,6 +7,8 @@ fires (:func:`freezedesk.monitoring.service.apply_alerts`) in that same transact
 
     POST /v1/events ─► validate ─► lock ─► BEGIN
                                             store new events (duplicates skipped)
+                                            lock their accounts, count them (accounts.events_counted)
+                                            catch up on accounts another process wrote (rare)
                                             engine.process(each new event, in ts order)
                                             apply alerts: cases, restrictions, audit, outbox
                                            COMMIT ─► permission view refreshed ─► response
@@ -19,7 +21,8 @@ this call: duplicates (already counted when first stored) are not run again. If 
 fails after the engine has run — a database error, a conflicting writer — the database rolls back
 but the engine's memory would not; the monitor therefore discards the in-memory state of the
 accounts the batch touched and rebuilds it from their stored events (cheap: one account's history),
-so a retried batch is not counted twice.
+so a retried batch is not counted twice — and re-reads how many events of theirs are stored
+(below: what it had counted in the failed transaction was never committed).
 
 **Restart.** Window state (counts, sums, distinct sets, baselines, first-use sets, dedup marks) is
 memory only; :meth:`Monitor.warm` rebuilds it at start-up by replaying the ``events`` table in time
@@ -39,10 +42,35 @@ arrived; ``monitoring_alerts`` would skip them anyway). How far back to replay i
   than 7 days), and dormancy longer than N days is not seen. Choose N ≥ 181 for the standard pack
   if you bound it at all.
 
+**Several processes, one database** (an HA pair behind a load balancer, ``freezedesk serve``
+twice — and the NATS worker with ``--apply`` or ``freezedesk events ingest`` storing events too).
+Each engine sees only the events posted to its own process; the database says what it missed.
+:func:`~freezedesk.monitoring.ingest.ingest_in` counts every account's stored events
+(``accounts.events_counted``) in the transaction that stores them, with the account's row locked
+until commit (PostgreSQL: ``SELECT … FOR UPDATE`` in id order; SQLite's writer lock serialises
+everything anyway), and returns the new totals; the monitor remembers per account how many
+stored events its engine has counted (from the replay, then after each commit — only after it).
+When a batch's total for an account differs from that plus what this call stored, another process
+stored events for the account in between, and before this call's events are evaluated the account
+is rebuilt from its stored events — read in this transaction, after the lock, so exactly those
+committed before it, *without* this call's (visible here, but evaluated next as new) — with the
+alerts discarded (whoever stored those events applied them). So an account's events are
+evaluated in the order their transactions commit, whichever process received them: a structuring
+burst split across two processes alerts once, on the process that receives the deposit completing
+it; a rule's dedup holds across processes; a duplicate sent to the other process changes nothing.
+A rebuilt account is as after a restart (replayed in ``ts`` order; equal to the live state when
+events arrive in time order). Cost: for accounts only this process writes, the counting update
+(and, on PostgreSQL, the ``SELECT … FOR UPDATE`` of accounts already known), one or two round
+trips per 500 accounts of a batch; an account written by both processes in turn is rebuilt from
+its history (within the lookback) at each switch — route by account at the load balancer (sticky
+sessions) if that history is long.
+
 **Threads.** The engine is not thread-safe; one lock serialises :meth:`Monitor.submit` (and
 warm-up). The lock is held across the transaction, so event ingestion in one process is serial —
-on SQLite writes are serial anyway; on PostgreSQL this caps one process's event throughput, and
-the scale-out path is the NATS worker (``freezedesk monitor``), which partitions accounts.
+on SQLite writes are serial anyway; on PostgreSQL this caps one process's event throughput.
+Processes on one database serialise per account only (the row locks above): batches for disjoint
+accounts commit in parallel, batches sharing an account queue for it. The scale-out path for
+throughput remains the NATS worker (``freezedesk monitor``), which partitions accounts.
 
 **Listed addresses** (the rules' ``listed``: exact text, EVM ``0x…`` addresses without regard to
 case — see ``engine.fold_listed``) are the address-list file's plus the loaded sanctions lists' —
@@ -54,9 +82,12 @@ the engine (``StreamEngine.replace_listed``; window state stays as it is). So th
 stored after a load commits is already evaluated against it, without a restart; an address taken
 off the lists stops matching the same way.
 
-**Limits.** Each server process has its own engine and sees only the events posted *to it*
-(and, after a restart, everything stored). Run the API with one worker process when relying on
-in-process monitoring, or use the NATS worker.
+**Limits.** A process learns of another's events for an account only when it next stores an
+event of that account itself (lazily, never pushed; until then it evaluates nothing for the account,
+so being behind costs nothing). Events stored without being evaluated (``freezedesk events
+ingest``) are counted and caught up on like any others, but nobody applies their alerts — as after
+a restart. Every writer of ``events`` must go through ``ingest_in``: rows inserted or deleted any
+other way change no count, and no monitor can tell.
 """
 
 from __future__ import annotations
@@ -65,7 +96,8 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -80,6 +112,7 @@ from freezedesk.monitoring.ingest import IngestResult, ingest_in
 from freezedesk.monitoring.rules.engine import StreamEngine, load_address_list
 from freezedesk.monitoring.rules.language import Pack, load_pack
 from freezedesk.monitoring.service import MONITOR_ACTOR, apply_alerts
+from freezedesk.store.tables import accounts as accounts_table
 from freezedesk.store.tables import events as events_table
 from freezedesk.store.tables import list_loads, sanctions_entities
 from freezedesk.store.uow import Store, utcnow
@@ -121,6 +154,10 @@ class Monitor:
         self._lock = threading.Lock()
         self._engine: StreamEngine | None = None
         self._stale: set[str] = set()  # accounts whose in-memory state must be rebuilt before use
+        # Per account: how many of its stored events the engine has counted (accounts.events_counted
+        # as of the last commit or replay that fed them). Missing = unknown: caught up at next use.
+        self._counted: dict[str, int] = {}
+        self.caught_up = 0  # accounts rebuilt because another process had stored events for them
 
     @classmethod
     def from_env(cls, store: Store, catalogue: ReasonCatalogue, rules_path: str | None = None,
@@ -161,34 +198,44 @@ class Monitor:
                  len(self._listed), count)
         return count
 
-    def _replay(self, engine: StreamEngine, accounts: Sequence[str] | None) -> int:
-        query: Select[Any] = select(events_table.c.payload).order_by(
+    def _replay(self, engine: StreamEngine, conn: Connection, accounts: Sequence[str] | None,
+                skip: frozenset[str] = frozenset()) -> int:
+        """Feed the stored events (of ``accounts``; all if None; within the lookback; but not the
+        ids in ``skip``) to ``engine`` in time order, discarding the alerts. Returns how many."""
+        query: Select[Any] = select(events_table.c.event_id, events_table.c.payload).order_by(
             events_table.c.ts, events_table.c.ingested_at, events_table.c.event_id)
         if self.lookback is not None:
             query = query.where(events_table.c.ts >= utcnow() - self.lookback)
         if accounts is not None:
             query = query.where(events_table.c.account_id.in_(accounts))
         count = 0
-        for event in self._stored_events(query):
-            engine.process(event)
-            count += 1
+        # Options on the statement, not the connection: they would stick to the submit's connection.
+        result = conn.execute(query, execution_options={"stream_results": True, "yield_per": REPLAY_CHUNK})
+        for partition in result.partitions(REPLAY_CHUNK):
+            for row in partition:
+                if row.event_id not in skip:
+                    engine.process(parse_event(json.loads(row.payload), 0))
+                    count += 1
         return count
-
-    def _stored_events(self, query: Select[Any]) -> Iterator[Event]:
-        with self.store.read() as uow:
-            result = uow.conn.execution_options(stream_results=True, yield_per=REPLAY_CHUNK).execute(query)
-            for partition in result.partitions(REPLAY_CHUNK):
-                for row in partition:
-                    yield parse_event(json.loads(row.payload), 0)
 
     def _build(self) -> int:
         """A fresh engine listing the static addresses and the lists' as of now, fed every stored event."""
         with self.store.read() as uow:
             self._lists_version, from_lists = _read_lists(uow.conn, None)
-        self._listed = self._static_listed | from_lists
-        self._engine = StreamEngine(self.pack, self._listed)  # the engine folds EVM case itself
-        self._stale.clear()
-        return self._replay(self._engine, None)
+            self._listed = self._static_listed | from_lists
+            self._engine = StreamEngine(self.pack, self._listed)  # the engine folds EVM case itself
+            self._stale.clear()
+            self._counted.clear()
+            # The counts before the events: on PostgreSQL each statement sees what had committed
+            # when it began, so the replay may include events committed after the counts were read
+            # (the account is then only rebuilt once more, needlessly), never the other way round.
+            counted = _read_counted(uow.conn, None)
+            count = self._replay(self._engine, uow.conn, None)
+        # Accounts without replayed events (none within the lookback) are left out: they cost a
+        # catch-up (a query that finds nothing) at their next event rather than memory until then.
+        states = self._engine.states
+        self._counted.update((account, n) for account, n in counted.items() if account in states)
+        return count
 
     def _require_engine(self) -> StreamEngine:
         if self._engine is None:  # a runtime used without start(): build lazily
@@ -215,12 +262,37 @@ class Monitor:
         return engine
 
     def _rebuild(self, engine: StreamEngine, accounts: set[str]) -> None:
-        """Forget these accounts' in-memory state and replay their stored events."""
+        """Forget these accounts' in-memory state and replay their stored events (committed ones:
+        a transaction of its own), with their stored-event counts."""
         self._stale |= accounts
         for account in accounts:
             engine.states.pop(account, None)
-        self._replay(engine, sorted(accounts))
+            self._counted.pop(account, None)  # unknown until re-read: a later submit catches up
+        wanted = sorted(accounts)
+        with self.store.read() as uow:
+            counted = _read_counted(uow.conn, wanted)  # before the events: see _build
+            self._replay(engine, uow.conn, wanted)
+        self._counted.update(counted)
         self._stale -= accounts
+
+    def _catch_up(self, engine: StreamEngine, conn: Connection, fresh: Sequence[Event], stored: frozenset[str],
+                  counted: Mapping[str, int]) -> list[str]:
+        """Rebuild the accounts another process stored events for since this engine last counted
+        theirs, inside the submit's transaction (after ``ingest_in`` locked the accounts and
+        returned their totals): their stored events *except* this call's (``stored``: visible here,
+        but processed next, as new), alerts discarded — whoever stored those events applied them.
+        Returns the accounts rebuilt."""
+        new = Counter(event.account_id for event in fresh)
+        behind = sorted(account for account, total in counted.items()
+                        if self._counted.get(account, 0) + new[account] != total)
+        if behind:
+            for account in behind:
+                engine.states.pop(account, None)
+            replayed = self._replay(engine, conn, behind, skip=stored)
+            self.caught_up += len(behind)
+            log.debug("monitor: %d account(s) had events stored by another process; %d events replayed",
+                      len(behind), replayed)
+        return behind
 
     # -- the live path -------------------------------------------------------------------------------
     def submit(self, batch: Sequence[Event], actor: str, source: str) -> Submitted:
@@ -236,8 +308,9 @@ class Monitor:
                 with self.store.unit_of_work() as uow:
                     engine = self._follow_lists(uow.conn)
                     result, stored, registered = ingest_in(uow, batch, actor, source)
-                    alerts = [alert for event in _new_in_time_order(batch, stored)
-                              for alert in engine.process(event)]
+                    fresh = _new_in_time_order(batch, stored)
+                    self._catch_up(engine, uow.conn, fresh, stored, registered.counted)
+                    alerts = [alert for event in fresh for alert in engine.process(event)]
                     applied = apply_alerts(uow, self.catalogue, self.pack, alerts, self.actor, registered)
             except BaseException:
                 try:
@@ -245,6 +318,8 @@ class Monitor:
                 except Exception:
                     log.exception("monitor: rebuilding %d account(s) failed; retried on next use", len(touched))
                 raise
+            # Committed: the engine has now counted every stored event of these accounts.
+            self._counted.update(registered.counted)
         return Submitted(result, applied)
 
 
@@ -257,6 +332,14 @@ def _new_in_time_order(batch: Sequence[Event], stored: frozenset[str]) -> list[E
             seen.add(event.event_id)
             fresh.append(event)
     return sorted(fresh, key=lambda e: e.ts)
+
+
+def _read_counted(conn: Connection, accounts: Sequence[str] | None) -> dict[str, int]:
+    """``accounts.events_counted`` of these accounts (all if None) that have stored events."""
+    query = select(accounts_table.c.id, accounts_table.c.events_counted).where(accounts_table.c.events_counted > 0)
+    if accounts is not None:
+        query = query.where(accounts_table.c.id.in_(accounts))
+    return {row.id: int(row.events_counted) for row in conn.execute(query)}
 
 
 #: ``(number of list loads, latest load's id)``: changes with every ``lists load``, whatever it changed.

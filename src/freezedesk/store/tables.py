@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 
@@ -62,6 +63,11 @@ accounts = Table(
     Column("locale", String(8), nullable=False, default="ja"),
     Column("email", String(320)),
     Column("display_name", String(200)),
+    # How many events of this account are stored (``events`` rows), kept by ingestion in the
+    # transaction that stores them, under the account's row lock. Every monitor remembers how many
+    # it has counted, so one that stored fewer than this knows another process stored the rest
+    # (monitoring.live: several server processes on one database).
+    Column("events_counted", BigInteger, nullable=False, server_default=text("0")),
 )
 
 staff = Table(
