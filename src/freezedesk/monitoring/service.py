@@ -104,9 +104,10 @@ def apply_alerts(
     anything of the alerts is written; the caller's transaction then rolls back as a whole.
 
     ``registered`` names accounts the caller has already registered in this unit of work (the
-    live monitor: every account of the events it just stored), so they are not registered again;
-    those it *created* need neither a lock nor a look at recorded alerts (nothing else can see
-    them yet, and nothing can reference an account that did not exist).
+    live monitor: every account of the events it just stored), so they are not registered again
+    nor locked again (``ingest_in`` holds their row locks to commit); those it *created* need
+    neither a lock nor a look at recorded alerts (nothing else can see them yet, and nothing can
+    reference an account that did not exist).
 
     Alerts already recorded are skipped and absent from the result, so the result is exactly
     what this call changed. Each view is the stored alert plus the case's ``inquiry_number`` and
@@ -129,9 +130,10 @@ def apply_alerts(
     fresh = unregistered | (registered.created if registered is not None else frozenset())
     # Lock the accounts first: two transactions applying the same alert (an API retry racing a
     # worker) serialise here, and the second one sees the first one's rows and skips. Accounts
-    # this unit of work created are invisible to others until commit: already exclusively ours.
+    # this unit of work created are invisible to others until commit: already exclusively ours;
+    # those ``registered`` names were locked by ingest_in in this unit of work already.
     existing = [a for a in accounts if a not in fresh]
-    uow.accounts.lock_many(existing)
+    uow.accounts.lock_many([a for a in existing if a not in known_accounts])
     known = _Recorded.load(uow, existing, sorted({alert.rule_id for alert in alerts}))
     applied: list[dict[str, Any]] = []
     for rule, alert in work:
