@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml requirements.lock
 venv: $(STAMP)
 
 ## make run: install, migrate the SQLite database, load demo data, serve on http://$(HOST):$(PORT)
+# The demo keeps its webhook secret key in var/secret.key (created by `freezedesk demo`) and lets
+# webhooks reach receivers on this machine (a local demo; the default allows public hosts only).
+run: export FREEZEDESK_SECRET_KEY_FILE ?= var/secret.key
+run: export FREEZEDESK_WEBHOOK_ALLOW_HOSTS ?= localhost,127.0.0.1,::1
 run: $(STAMP)
 	$(VENV)/bin/freezedesk migrate
 	@echo "== demo API keys (also in var/demo-keys.json) =="

@@ -56,12 +56,26 @@ def migrate(database_url_: DbOption = None) -> None:
 
 @app.command()
 def demo(database_url_: DbOption = None) -> None:
-    """Load demo accounts, one restriction per cause, open cases and demo keys (idempotent)."""
+    """Load demo accounts, one restriction per cause, open cases and demo keys (idempotent).
+
+    Also keeps a local webhook secret key (FREEZEDESK_SECRET_KEY_FILE, default next to the demo keys
+    in var/secret.key), created once, unless FREEZEDESK_SECRET_KEY is set.
+    """
+    import os
+
     from freezedesk.demo import load_demo
+    from freezedesk.notify.secretbox import ensure_key_file
     from freezedesk.reference import load_catalogue
 
     result = load_demo(_store(database_url_), load_catalogue())
     err.print("demo data loaded" if result.loaded else "demo data already present")
+    if not os.environ.get("FREEZEDESK_SECRET_KEY", "").strip():
+        demo_keys = Path(os.environ.get("FREEZEDESK_DEMO_KEYS", "var/demo-keys.json"))
+        key_file = Path(os.environ.get("FREEZEDESK_SECRET_KEY_FILE", "").strip() or demo_keys.parent / "secret.key")
+        created = ensure_key_file(key_file)
+        err.print(f"webhook secret key {'created in' if created else 'kept in'} {key_file} "
+                  f"(serve with FREEZEDESK_SECRET_KEY_FILE={key_file}; `make run` does)", highlight=False,
+                  soft_wrap=True)
     for label, key in result.keys.items():
         typer.echo(f"{label:14} {key}")
 
@@ -76,12 +90,13 @@ def serve(
     """Serve the partner API."""
     import uvicorn
 
+    from freezedesk.notify.secretbox import SecretKeyError
     from freezedesk.runtime import Runtime, Settings
     from freezedesk.web.app import create_app
 
     try:
         runtime = Runtime(Settings(database_url=database_url(database_url_)))
-    except CatalogueError as exc:
+    except (CatalogueError, SecretKeyError) as exc:
         raise _fail(str(exc)) from None
     base = f"http://{host}:{port}"
     err.print(f"FreezeDesk API      {base}/v1\nOpenAPI             {base}/openapi.json\n"

@@ -15,7 +15,9 @@ from datetime import timedelta
 
 from freezedesk.domain.catalogue import ReasonCatalogue
 from freezedesk.monitoring.live import Monitor
-from freezedesk.notify.webhooks import WebhookDispatcher
+from freezedesk.notify.destinations import DestinationPolicy
+from freezedesk.notify.secretbox import SecretBox, SecretKeyError
+from freezedesk.notify.webhooks import WebhookDispatcher, seal_stored_secrets
 from freezedesk.reference import load_catalogue
 from freezedesk.screening.service import ScreeningService
 from freezedesk.services import restrictions as restriction_service
@@ -30,6 +32,25 @@ log = logging.getLogger(__name__)
 def _env_float(name: str, default: float) -> float:
     raw = os.environ.get(name)
     return float(raw) if raw else default
+
+
+def _env_list(name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
+
+
+def _env_secret_key() -> str | None:
+    """FREEZEDESK_SECRET_KEY, else the contents of the file FREEZEDESK_SECRET_KEY_FILE names."""
+    key = os.environ.get("FREEZEDESK_SECRET_KEY", "").strip()
+    if key:
+        return key
+    path = os.environ.get("FREEZEDESK_SECRET_KEY_FILE", "").strip()
+    if not path:
+        return None
+    try:
+        with open(path) as file:
+            return file.read().strip() or None
+    except OSError as exc:
+        raise SecretKeyError(f"FREEZEDESK_SECRET_KEY_FILE={path} cannot be read: {exc.strerror}") from None
 
 
 @dataclass
@@ -50,6 +71,13 @@ class Settings:
     rules_path: str | None = None
     address_list_path: str | None = None
     monitor_lookback_days: float | None = None
+    #: Webhooks: the key sealing signing secrets at rest (32 bytes, hex or base64; None: no webhooks
+    #: can be registered), older keys still accepted while rotating, and the hosts/addresses/networks
+    #: webhooks may reach although they are not public (development, internal receivers).
+    secret_key: str | None = field(default_factory=_env_secret_key, repr=False)
+    previous_secret_keys: tuple[str, ...] = field(
+        default_factory=lambda: _env_list("FREEZEDESK_SECRET_KEY_PREVIOUS"), repr=False)
+    webhook_allow_hosts: tuple[str, ...] = field(default_factory=lambda: _env_list("FREEZEDESK_WEBHOOK_ALLOW_HOSTS"))
 
 
 class _Periodic:
@@ -79,6 +107,11 @@ class Runtime:
                  catalogue: ReasonCatalogue | None = None) -> None:
         self.settings = settings or Settings()
         self.store = store or Store(self.settings.database_url)
+        # A bad key, or stored secrets this key cannot open, stop start-up here (SecretKeyError);
+        # secrets stored in clear by earlier versions are sealed now.
+        self.secret_box = SecretBox.from_settings(self.settings.secret_key, self.settings.previous_secret_keys)
+        seal_stored_secrets(self.store, self.secret_box)
+        self.webhook_policy = DestinationPolicy(self.settings.webhook_allow_hosts)
         self.catalogue = catalogue or load_catalogue(self.settings.catalogue_path)
         self.view = PermissionView(self.store)
         self.keyring = KeyRing(self.store)
@@ -92,7 +125,8 @@ class Runtime:
         # rule pack stops start-up, warmed in start().
         self.monitor = Monitor.from_env(self.store, self.catalogue, self.settings.rules_path,
                                         self.settings.address_list_path, self.settings.monitor_lookback_days)
-        self.dispatcher = WebhookDispatcher(self.store, base_delay=self.settings.webhook_base_delay)
+        self.dispatcher = WebhookDispatcher(self.store, box=self.secret_box, policy=self.webhook_policy,
+                                            base_delay=self.settings.webhook_base_delay)
         self._expiry = _Periodic("freezedesk-housekeeping", self.settings.expiry_interval, self.housekeeping)
         self._started = False
 

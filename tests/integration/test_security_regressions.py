@@ -53,8 +53,10 @@ def allowed(client: TestClient, key: str, account: str, action: str) -> bool:
 # -- idempotency and the write path ------------------------------------------------------------
 
 
-def test_revoked_key_cannot_replay_stored_responses(client: TestClient, store: Store) -> None:
+def test_revoked_key_cannot_replay_stored_responses(client: TestClient, store: Store,
+                                                   fake_dns: dict[str, list[str]]) -> None:
     """A revoked (e.g. leaked) key must not read back stored responses such as a webhook secret."""
+    fake_dns["partner.example"] = ["93.184.215.14"]
     created = create_key(store, "soon revoked")
     headers = {**auth(created.key), "Idempotency-Key": "hook-1"}
     body = {"url": "https://partner.example/hooks", "events": ["*"]}

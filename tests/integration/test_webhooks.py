@@ -9,11 +9,14 @@ from datetime import UTC, datetime, timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from freezedesk.notify.destinations import DestinationPolicy
+from freezedesk.notify.secretbox import SecretBox
 from freezedesk.notify.webhooks import WebhookDispatcher, verify_signature
 from freezedesk.services import restrictions as restriction_service
-from freezedesk.store.tables import webhook_deliveries
+from freezedesk.store.tables import audit_log, idempotency_keys, webhook_deliveries, webhooks
 from freezedesk.store.uow import Store
 from tests.factories import Staff, api_client, auth
+from tests.integration.conftest import LOCAL_RECEIVERS
 from tests.receiver import Receiver
 
 
@@ -25,8 +28,21 @@ def subscribe(client: TestClient, key: str, url: str, events: list[str]) -> str:
     return str(secret)
 
 
-def test_lifecycle_events_are_signed_and_delivered(hooked: TestClient, staff: Staff, receiver: Receiver) -> None:
+def stored_text(store: Store) -> str:
+    """Everything the database keeps about webhooks, their stored responses and their audit."""
+    with store.read() as uow:
+        rows = [*uow.conn.execute(select(webhooks)), *uow.conn.execute(select(idempotency_keys)),
+                *uow.conn.execute(select(audit_log))]
+    return "\n".join(repr(tuple(r)) for r in rows)
+
+
+def test_lifecycle_events_are_signed_and_delivered(hooked: TestClient, staff: Staff, receiver: Receiver,
+                                                   store: Store) -> None:
     secret = subscribe(hooked, staff.partner, receiver.url, ["*"])
+    with store.read() as uow:
+        sealed = uow.conn.execute(select(webhooks.c.secret)).scalar_one()
+    assert sealed.startswith("fdenc:v1:") and secret not in sealed
+    assert secret not in stored_text(store) and secret.removeprefix("whsec_") not in stored_text(store)
     rid = hooked.post("/v1/accounts/acct-1/restrictions", json={"reason_code": "SUS_HIGH_VOLUME"},
                       headers=auth(staff.partner)).json()["id"]
     hooked.post(f"/v1/restrictions/{rid}/lift", json={"reason": "fine"}, headers=auth(staff.investigator))
@@ -56,10 +72,11 @@ def test_expiry_is_announced(hooked: TestClient, staff: Staff, receiver: Receive
     assert got[0].json["data"]["id"] == rid and got[0].json["data"]["status"] == "expired"
 
 
-def test_failing_receiver_gets_retries_with_backoff(db_url: str, staff: Staff, store: Store) -> None:
+def test_failing_receiver_gets_retries_with_backoff(db_url: str, staff: Staff, store: Store, secret_key: str) -> None:
     flaky = Receiver(fail_first=2)
     try:
-        with api_client(db_url, webhook_base_delay=0.2) as client:
+        with api_client(db_url, webhook_base_delay=0.2, secret_key=secret_key,
+                        webhook_allow_hosts=LOCAL_RECEIVERS) as client:
             subscribe(client, staff.partner, flaky.url, ["restriction.created"])
             client.post("/v1/accounts/acct-1/restrictions", json={"reason_code": "KYC_INCOMPLETE"},
                         headers=auth(staff.partner))
@@ -78,10 +95,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_delivery_survives_a_restart(db_url: str, staff: Staff, store: Store) -> None:
+def test_delivery_survives_a_restart(db_url: str, staff: Staff, store: Store, secret_key: str) -> None:
     port = _free_port()
     url = f"http://127.0.0.1:{port}/hooks"  # nobody listens yet: connection refused
-    with api_client(db_url, webhook_base_delay=0.1) as client:
+    with api_client(db_url, webhook_base_delay=0.1, secret_key=secret_key,
+                    webhook_allow_hosts=LOCAL_RECEIVERS) as client:
         subscribe(client, staff.partner, url, ["restriction.created"])
         client.post("/v1/accounts/acct-1/restrictions", json={"reason_code": "KYC_INCOMPLETE"},
                     headers=auth(staff.partner))
@@ -96,7 +114,8 @@ def test_delivery_survives_a_restart(db_url: str, staff: Staff, store: Store) ->
     # the process is gone; a new one starts and the receiver is now up
     receiver = Receiver(port=port)
     try:
-        dispatcher = WebhookDispatcher(Store(db_url), base_delay=0.1)
+        dispatcher = WebhookDispatcher(Store(db_url), box=SecretBox.from_settings(secret_key),
+                                       policy=DestinationPolicy(LOCAL_RECEIVERS), base_delay=0.1)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not receiver.received:
             dispatcher.run_once()

@@ -165,7 +165,8 @@ webhooks = Table(
     Column("id", String(40), primary_key=True),
     Column("url", Text, nullable=False),
     Column("events", Text, nullable=False),
-    Column("secret", String(80), nullable=False),
+    # sealed with the operator key: fdenc:v1:<key id>:<base64url> (notify.secretbox); never in clear
+    Column("secret", Text, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("created_by", String(64), nullable=False),
     Column("active", Boolean, nullable=False, default=True),

@@ -2,6 +2,9 @@
 
 Both are pure ASGI (no BaseHTTPMiddleware) so GET requests, including the permission check,
 pass straight through at no cost.
+
+Stored responses that carry a secret (``POST /v1/webhooks``) are kept sealed with the operator
+key (``notify.secretbox``) and opened only to replay them.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from freezedesk.notify.secretbox import SecretBox, SecretKeyError, idempotent_response_context, is_sealed
+from freezedesk.notify.webhooks import WEBHOOKS_PATH
 from freezedesk.services.api_keys import KeyRing, Principal
 from freezedesk.store.tables import idempotency_keys
 from freezedesk.store.uow import Store
@@ -42,10 +47,13 @@ class BodyLimitAndIdempotency:
     #: POSTs that only read: never rate-limited as writes, never stored for replay (a replayed
     #: permission verdict could predate a freeze committed since).
     READ_ONLY_POSTS = frozenset({"/v1/permissions/check", "/v1/screening/names"})
+    #: POSTs whose responses carry a secret: stored for replay only sealed with the operator key.
+    SEALED_RESPONSES = frozenset({WEBHOOKS_PATH})
 
     def __init__(self, app: ASGIApp, store: Store, keyring: KeyRing, max_body_bytes: int, limiter: RateLimiter,
-                 path_limits: Mapping[str, int] | None = None) -> None:
+                 path_limits: Mapping[str, int] | None = None, secret_box: SecretBox | None = None) -> None:
         self.app = app
+        self.secret_box = secret_box
         self.store = store
         self.keyring = keyring
         self.max_body_bytes = max_body_bytes
@@ -110,9 +118,7 @@ class BodyLimitAndIdempotency:
                 response = problem(409, "idempotency-key-in-progress",
                                    "the first request with this Idempotency-Key has not finished; retry later")
             else:
-                media = "application/problem+json" if stored["status_code"] >= 400 else "application/json"
-                response = Response(stored["response_body"], status_code=stored["status_code"],
-                                    media_type=media, headers={"Idempotent-Replayed": "true"})
+                response = self._replay(scope, owner, idem_key, stored)
             await response(scope, replay_body, send)
             return
 
@@ -129,8 +135,34 @@ class BodyLimitAndIdempotency:
             await self.app(scope, replay_body, capture)
         finally:
             await anyio.to_thread.run_sync(
-                self._finish, owner, idem_key, captured["status"], bytes(captured["body"])
+                self._finish, owner, idem_key, captured["status"], bytes(captured["body"]),
+                self._box(scope) if scope["path"] in self.SEALED_RESPONSES else None,
+                scope["path"] in self.SEALED_RESPONSES,
             )
+
+    def _box(self, scope: Scope) -> SecretBox | None:
+        """The operator key: given, or the application's runtime's."""
+        if self.secret_box is not None:
+            return self.secret_box
+        runtime = getattr(getattr(scope.get("app"), "state", None), "runtime", None)
+        box = getattr(runtime, "secret_box", None)
+        return box if isinstance(box, SecretBox) else None
+
+    def _replay(self, scope: Scope, owner: str, key: str, stored: dict[str, Any]) -> Response:
+        body: str = stored["response_body"]
+        if is_sealed(body):
+            box = self._box(scope)
+            try:
+                if box is None:
+                    raise SecretKeyError("no operator key is configured")
+                body = box.open(body, idempotent_response_context(owner, key))
+            except SecretKeyError:
+                return problem(503, "webhook-secrets-unavailable",
+                               "the stored response holds a secret and cannot be opened: "
+                               "the operator key it was sealed with is not configured")
+        media = "application/problem+json" if stored["status_code"] >= 400 else "application/json"
+        return Response(body, status_code=stored["status_code"], media_type=media,
+                        headers={"Idempotent-Replayed": "true"})
 
     async def _authenticate(self, key: str) -> Principal | None:
         if not key:
@@ -157,11 +189,17 @@ class BodyLimitAndIdempotency:
                     idempotency_keys.c.api_key_id == owner, idempotency_keys.c.key == key)).one()
             return False, dict(row._mapping)
 
-    def _finish(self, owner: str, key: str, status: int, body: bytes) -> None:
+    def _finish(self, owner: str, key: str, status: int, body: bytes, box: SecretBox | None = None,
+                sealed: bool = False) -> None:
         where = (idempotency_keys.c.api_key_id == owner) & (idempotency_keys.c.key == key)
+        text = body.decode("utf-8")
+        if sealed and box is not None:
+            text = box.seal(text, idempotent_response_context(owner, key))
+        # A secret-bearing success that cannot be sealed is not kept at all (never stored in clear).
+        transient = status >= 500 or status in (409, 429) or (sealed and box is None and status < 400)
         with self.store.unit_of_work() as uow:
-            if status >= 500 or status in (409, 429):  # transient: let the client retry with the same key
+            if transient:  # let the client retry with the same key
                 uow.conn.execute(delete(idempotency_keys).where(where))
             else:
                 uow.conn.execute(update(idempotency_keys).where(where).values(
-                    status_code=status, response_body=body.decode("utf-8")))
+                    status_code=status, response_body=text))

@@ -181,11 +181,34 @@ def get_inquiry(
 
 
 @router.post("/webhooks", status_code=201, tags=["webhooks"],
-             summary="Subscribe an endpoint; the signing secret is returned only once")
+             summary="Subscribe an endpoint; the signing secret is returned only once",
+             responses={422: {"description": "Invalid events, or a URL that is not a public http(s) endpoint "
+                                             "(`/problems/webhook-url-forbidden`, with `reason`)"},
+                        503: {"description": "No operator key to seal the secret with "
+                                             "(`/problems/webhook-secrets-unavailable`)"}})
 def create_webhook(
     body: WebhookRequest, rt: RuntimeDep, who: Annotated[Principal, Depends(require("webhooks:write"))],
 ) -> dict[str, Any]:
-    hook = webhooks.register(rt.store, body.url, body.events, who.actor.id)
+    """Subscribe `url` to `events` (or `*`). The response carries the signing secret in clear; this is
+    the only time it is shown (it is stored encrypted with the operator key and only opened to sign).
+
+    **Destination.** `url` must be http(s), without credentials, and its host must be (and resolve to)
+    a public address; loopback, private, link-local (cloud metadata), multicast, reserved and
+    unspecified addresses are refused with `422 /problems/webhook-url-forbidden`, whose `reason`
+    names the rule (`scheme`, `credentials`, `loopback`, `private`, `link-local`, ...), unless the
+    operator allows the host in `FREEZEDESK_WEBHOOK_ALLOW_HOSTS`. Every delivery checks again
+    before connecting: a host re-pointed at an internal address is not contacted and the attempt
+    is recorded as failed.
+
+    **Idempotent retries.** With an `Idempotency-Key`, a retry of the same request by the same API
+    key within 24 h replays the first response, *including the same secret* (header
+    `Idempotent-Replayed: true`) and registers nothing new, so a client that lost the response
+    does not end up with a subscription it cannot verify. The stored response is encrypted with
+    the operator key like the secret itself; if that key is no longer configured the replay
+    answers `503 /problems/webhook-secrets-unavailable` instead.
+    """
+    hook = webhooks.register(rt.store, body.url, body.events, who.actor.id,
+                             box=rt.secret_box, policy=rt.webhook_policy)
     return {"id": hook.id, "url": hook.url, "events": hook.events, "secret": hook.secret}
 
 
