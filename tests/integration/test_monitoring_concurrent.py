@@ -8,6 +8,13 @@ locks. On PostgreSQL the two run truly in parallel; on SQLite the writer lock in
 Whatever the interleaving, the result must be what one monitor would have raised given the same
 batches in the order they committed (the audit chain's order of their ``events.ingested`` entries):
 the same alerts — account, rule, firing time and evidence — each recorded once.
+
+The threads take each step together (a barrier): the two batches of a step race each other, but
+neither thread runs bursts ahead. Without it, a thread could post a whole burst before the other
+posts the previous one's last deposit — events days out of time order — and a monitor that catches
+up replays stored history in time order (as after a restart), where one monitor fed in commit order
+would have counted the stragglers at the account's latest time: a different, equally defensible
+answer, not the property under test.
 """
 
 from __future__ import annotations
@@ -62,13 +69,13 @@ def test_two_monitors_posting_at_once_raise_what_one_monitor_would(
     batch_ids: dict[str, list[Event]] = {}
     returned: list[AlertKey] = []
     errors: list[BaseException] = []
-    start = threading.Barrier(2)
+    step = threading.Barrier(2)
     record = threading.Lock()
 
     def post(thread: int) -> None:
         try:
-            start.wait()
             for batch in work[thread]:
+                step.wait(timeout=60)
                 submitted = monitors[thread].submit(batch, "test", f"thread-{thread}")
                 with record:
                     assert submitted.ingest.batch_id is not None
@@ -77,6 +84,7 @@ def test_two_monitors_posting_at_once_raise_what_one_monitor_would(
                                         a["event_ids"]) for a in submitted.alerts)
         except BaseException as exc:  # reported below, with the thread's traceback
             errors.append(exc)
+            step.abort()  # the other thread must not wait for a partner that is gone
 
     threads = [threading.Thread(target=post, args=(t,)) for t in range(2)]
     for thread in threads:
