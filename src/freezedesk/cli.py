@@ -18,6 +18,8 @@ app = typer.Typer(help="FreezeDesk: account restrictions done right.", no_args_i
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 app.add_typer(keys_app, name="api-keys")
+staff_app = typer.Typer(help="Staff members: the people who hold staff keys.", no_args_is_help=True)
+app.add_typer(staff_app, name="staff")
 app.add_typer(audit_app, name="audit")
 lists_app = typer.Typer(help="Sanctions lists in the database.", no_args_is_help=True)
 screen_app = typer.Typer(help="Screen names against sanctions lists.", no_args_is_help=True)
@@ -104,22 +106,43 @@ def serve(
     uvicorn.run(create_app(runtime), host=host, port=port, access_log=access_log, log_level="info")
 
 
+def _key_error(exc: DomainError, role: str | None = None) -> typer.Exit:
+    """A key or staff error as the operator typed it: the message names the option at fault."""
+    from freezedesk.services.api_keys import StaffRoleConflict
+
+    option = exc.extra.get("option")
+    if isinstance(exc, StaffRoleConflict):
+        return _fail(f"--role {role}: {exc.detail} with --change-role")
+    return _fail(f"--{option}: {exc.detail}" if option else exc.detail)
+
+
 @keys_app.command("create")
 def create_api_key(
-    name: Annotated[str, typer.Option(help="Who or what uses the key")],
+    name: Annotated[str, typer.Option(help="What the key is for, e.g. the machine or laptop using it")],
     scopes: Annotated[str | None, typer.Option(help="Comma-separated; default: all partner scopes")] = None,
-    role: Annotated[str | None, typer.Option(help="Makes a staff key owned by a new person with this role")] = None,
+    role: Annotated[str | None, typer.Option(
+        help="Makes a staff key; the role of a new person (--staff), or their current one")] = None,
+    staff: Annotated[str | None, typer.Option(
+        help="The person holding a staff key: e-mail or stable handle (case-insensitive); "
+             "a second key for the same person counts as the same approver")] = None,
+    staff_name: Annotated[str | None, typer.Option(help="Display name of a new person (default: the handle)")] = None,
+    change_role: Annotated[bool, typer.Option(
+        "--change-role", help="Give an existing person --role (for all their keys; audited)")] = False,
     database_url_: DbOption = None,
 ) -> None:
     """Create a key; prints only the key on stdout (shown once, stored hashed)."""
     from freezedesk.services.api_keys import create_key
 
+    if role is not None and staff is None:
+        raise _fail("--staff is required with --role: name the person holding the key, e.g. "
+                    "--staff alice@exchange.example (their other keys count as the same person)")
     try:
         created = create_key(_store(database_url_), name,
-                             [s.strip() for s in scopes.split(",") if s.strip()] if scopes else None, role)
+                             [s.strip() for s in scopes.split(",") if s.strip()] if scopes else None, role,
+                             staff_handle=staff, staff_name=staff_name, change_role=change_role)
     except DomainError as exc:
-        raise _fail(exc.detail) from None
-    err.print(f"key id {created.key_id}" + (f", staff {created.staff_id}" if created.staff_id else ""))
+        raise _key_error(exc, role) from None
+    typer.echo(f"key id {created.key_id}" + (f", staff {created.staff_id}" if created.staff_id else ""), err=True)
     typer.echo(created.key)
 
 
@@ -137,12 +160,40 @@ def revoke_api_key(key_id: str, database_url_: DbOption = None) -> None:
 
 @keys_app.command("list")
 def list_api_keys(database_url_: DbOption = None) -> None:
-    """List keys (never the keys themselves)."""
+    """List keys (never the keys themselves), with the person holding each staff key."""
     from freezedesk.services.api_keys import list_keys
 
     for row in list_keys(_store(database_url_)):
         state = "revoked" if row["revoked_at"] else "active"
-        typer.echo(f"{row['id']}  {state:7}  {row['role'] or 'partner':12}  {row['name']}  [{row['scopes']}]")
+        typer.echo(f"{row['id']}  {state:7}  {row['role'] or 'partner':12}  {row['staff_handle'] or '-'}  "
+                   f"{row['name']}  [{row['scopes']}]")
+
+
+@staff_app.command("list")
+def list_staff_members(database_url_: DbOption = None) -> None:
+    """List the people holding staff keys: id, state, role, handle, name, active keys."""
+    from freezedesk.services.api_keys import list_staff
+
+    for row in list_staff(_store(database_url_)):
+        state = "deactivated" if row["deactivated_at"] else "active"
+        typer.echo(f"{row['id']}  {state:11}  {row['role']:12}  {row['handle']}  {row['name']}  "
+                   f"{row['active_keys']} active keys")
+
+
+@staff_app.command("deactivate")
+def deactivate_staff_member(
+    person: Annotated[str, typer.Argument(metavar="ID_OR_HANDLE", help="stf_… id, e-mail or handle")],
+    database_url_: DbOption = None,
+) -> None:
+    """Deactivate a person: all their keys are revoked at once; every server stops accepting them."""
+    from freezedesk.services.api_keys import deactivate_staff
+
+    try:
+        done = deactivate_staff(_store(database_url_), person)
+    except DomainError as exc:
+        raise _fail(exc.detail) from None
+    typer.echo(f"deactivated {done.staff_id} ({done.handle}); {len(done.revoked_keys)} keys revoked"
+               + (f": {', '.join(done.revoked_keys)}" if done.revoked_keys else ""), err=True)
 
 
 @audit_app.command("verify")

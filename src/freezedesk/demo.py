@@ -36,14 +36,16 @@ DEMO_PROFILES = {
     "acct-1006": ("en", "Jamie Chen"),  # unrestricted
 }
 DEMO_STAFF = [
-    # label in demo-keys.json, owner name, role (None = a machine partner key)
-    ("partner", "demo partner (exchange core)", None),
-    ("agent", "Aiko Agent", "agent"),
-    ("investigator", "Ken Investigator", "investigator"),
-    ("investigator2", "Ivy Investigator", "investigator"),
-    ("security", "Sam Security", "security"),
-    ("compliance", "Chika Compliance", "compliance"),
-    ("compliance2", "Colin Compliance", "compliance"),
+    # label in demo-keys.json, owner name, role (None = a machine partner key), the person's handle.
+    # Every staff key belongs to a different person: compliance and compliance2 (and investigator and
+    # investigator2) are the two people a four-eyes lift needs.
+    ("partner", "demo partner (exchange core)", None, None),
+    ("agent", "Aiko Agent", "agent", "aiko.agent@demo.example"),
+    ("investigator", "Ken Investigator", "investigator", "ken.investigator@demo.example"),
+    ("investigator2", "Ivy Investigator", "investigator", "ivy.investigator@demo.example"),
+    ("security", "Sam Security", "security", "sam.security@demo.example"),
+    ("compliance", "Chika Compliance", "compliance", "chika.compliance@demo.example"),
+    ("compliance2", "Colin Compliance", "compliance", "colin.compliance@demo.example"),
 ]
 
 
@@ -86,7 +88,11 @@ def _load_or_create_keys(store: Store) -> dict[str, str]:
         ring = KeyRing(store)
         if all(ring.authenticate(k) is not None for k in saved.values()):
             return saved
-    keys = {label: create_key(store, name, role=role).key for label, name, role in DEMO_STAFF}
+    keys = {
+        label: create_key(store, f"demo key ({label})" if handle else name, role=role, staff_handle=handle,
+                          staff_name=name if handle else None).key
+        for label, name, role, handle in DEMO_STAFF
+    }
     file.parent.mkdir(parents=True, exist_ok=True)
     file.write_text(json.dumps(keys, indent=2))
     file.chmod(0o600)

@@ -170,7 +170,7 @@ class Restriction:
     @staticmethod
     def _require_role(reason: ReasonCode, actor: Actor) -> None:
         if actor.role is None:
-            raise RoleNotAllowed("lifting needs a staff API key (created with --role)")
+            raise RoleNotAllowed("lifting needs a staff API key (created with --role and --staff)")
         if actor.role not in reason.lift.roles:
             raise RoleNotAllowed(
                 f"role {actor.role!r} may not lift {reason.code}; allowed: "

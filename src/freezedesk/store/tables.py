@@ -77,6 +77,12 @@ staff = Table(
     Column("name", String(200), nullable=False),
     Column("role", String(20), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    # Who the person is: an e-mail address or a stable handle, stored lower-case (so unique
+    # case-insensitively). Every staff key names its person, so one human is one approver however many
+    # keys they hold (the four-eyes rule). Rows from before migration 0008 got their id, lower-cased.
+    Column("handle", String(254), nullable=False, unique=True),
+    # Set by ``freezedesk staff deactivate``: none of the person's keys authenticates any more.
+    Column("deactivated_at", UTCDateTime()),
 )
 
 cases = Table(

@@ -41,7 +41,7 @@ def require(scope: str, staff: bool = False) -> Callable[[Request], Awaitable[Pr
             raise ApiProblem(403, "role-not-allowed", "auditors have read-only access")
         if staff and found.staff_id is None:
             raise ApiProblem(403, "staff-key-required",
-                             "this action is taken by a person: use a staff API key (created with --role)")
+                             "this action is taken by a person: use a staff API key (created with --role and --staff)")
         return found
 
     dependency.__name__ = f"require_{scope.replace(':', '_')}"
